@@ -1,0 +1,111 @@
+//! A Lambda function for the devserver's own tests. It reports what it
+//! received (the raw event, what `lambda_http` makes of it, its context and
+//! environment) and misbehaves on request, so tests can check how the host
+//! and the gateway handle each case.
+//!
+//! The mode comes from the `probe` query parameter (API Gateway events) or
+//! the `probe` field (direct invocations): `echo` (default), `raw` (return
+//! the request body / the `response` field verbatim as the result),
+//! `sleep` (`ms`), `panic`, `exit` (`code`), `error`, `big` (`bytes`).
+//! `PROBE_FAIL_INIT=1` makes it fail before reaching the Runtime API.
+
+use std::time::Duration;
+
+use lambda_http::request::LambdaRequest;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::{Value, json};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    if std::env::var("PROBE_FAIL_INIT").is_ok_and(|v| v == "1") {
+        eprintln!("probe: failing init as asked");
+        return Err("init failed on purpose".into());
+    }
+    lambda_runtime::run(service_fn(handle)).await
+}
+
+/// The mode and its arguments, from wherever this kind of event keeps them.
+fn options(event: &Value) -> (String, Value) {
+    if event.get("httpMethod").is_some() {
+        let q = &event["queryStringParameters"];
+        let mode = q["probe"].as_str().unwrap_or("echo").to_owned();
+        let body = event["body"].as_str().unwrap_or("");
+        let response = serde_json::from_str(body).unwrap_or(Value::Null);
+        (mode, json!({ "ms": q["ms"], "code": q["code"], "bytes": q["bytes"], "response": response }))
+    } else {
+        let mode = event["probe"].as_str().unwrap_or("echo").to_owned();
+        (mode, event.clone())
+    }
+}
+
+fn number(v: &Value) -> u64 {
+    v.as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .unwrap_or(0)
+}
+
+async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
+    let (payload, context) = event.into_parts();
+    let (mode, args) = options(&payload);
+    println!("probe: mode {mode}");
+    let is_api = payload.get("httpMethod").is_some();
+    match mode.as_str() {
+        "raw" => return Ok(args["response"].clone()),
+        "sleep" => tokio::time::sleep(Duration::from_millis(number(&args["ms"]))).await,
+        "panic" => panic!("probe panicked on purpose"),
+        "exit" => std::process::exit(number(&args["code"]) as i32),
+        "error" => return Err("probe failed on purpose".into()),
+        "big" => {
+            let body = "x".repeat(number(&args["bytes"]) as usize);
+            return Ok(if is_api {
+                json!({ "statusCode": 200, "body": body })
+            } else {
+                Value::String(body)
+            });
+        }
+        _ => {}
+    }
+
+    let lambda_http = match serde_json::from_value::<LambdaRequest>(payload.clone()) {
+        Ok(LambdaRequest::ApiGatewayV1(_)) => {
+            let request: lambda_http::Request =
+                lambda_http::Request::from(serde_json::from_value::<LambdaRequest>(payload.clone())?);
+            use lambda_http::RequestExt;
+            json!({
+                "variant": "ApiGatewayV1",
+                "method": request.method().as_str(),
+                "uri": request.uri().to_string(),
+                "path_parameters": format!("{:?}", request.path_parameters()),
+            })
+        }
+        Ok(_) => json!({ "variant": "other" }),
+        Err(e) => json!({ "error": e.to_string() }),
+    };
+    let env: serde_json::Map<String, Value> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("AWS_") || k.starts_with("LAMBDA_") || k.starts_with('_') || k == "TZ" || k == "LANG" || k.starts_with("PROBE_"))
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    let report = json!({
+        "event": payload,
+        "lambda_http": lambda_http,
+        "context": {
+            "request_id": context.request_id,
+            "deadline": context.deadline,
+            "invoked_function_arn": context.invoked_function_arn,
+            "xray_trace_id": context.xray_trace_id,
+            "client_context": context.client_context.map(|c| format!("{c:?}")),
+            "env_config_function_name": context.env_config.function_name,
+        },
+        "env": env,
+        "pid": std::process::id(),
+    });
+    Ok(if is_api {
+        json!({
+            "statusCode": 200,
+            "headers": { "content-type": "application/json", "x-probe": "yes" },
+            "body": report.to_string(),
+        })
+    } else {
+        report
+    })
+}

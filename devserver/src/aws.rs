@@ -1,0 +1,64 @@
+//! The devserver's AWS endpoint: one URL that the AWS SDKs take as
+//! `endpoint_url` for every emulated service. Requests are told apart the
+//! way AWS's own endpoints are: Lambda by its REST paths
+//! (`/2015-03-31/...`); JSON-protocol services by `X-Amz-Target`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::lambda::{LambdaHost, invoke_api};
+
+/// Path of the health endpoint (not an AWS path, so it cannot collide).
+pub const HEALTH_PATH: &str = "/_woocom/health";
+
+#[derive(Clone)]
+pub struct AwsEndpoint {
+    pub lambda: Arc<LambdaHost>,
+    pub urls: Arc<crate::stack::StackUrls>,
+}
+
+pub fn router(endpoint: AwsEndpoint) -> Router {
+    let health = Router::new()
+        .route(HEALTH_PATH, get(health))
+        .with_state(endpoint.clone());
+    invoke_api::router(endpoint.lambda.clone())
+        .merge(health)
+        .fallback(unknown)
+}
+
+async fn health(State(endpoint): State<AwsEndpoint>) -> Response {
+    axum::Json(serde_json::json!({
+        "status": "ok",
+        "urls": &*endpoint.urls,
+        "instances": endpoint.lambda.instance_counts(),
+    }))
+    .into_response()
+}
+
+async fn unknown(request: axum::extract::Request) -> Response {
+    let target = request
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let message = match target {
+        Some(t) => format!("no emulated service handles X-Amz-Target {t}"),
+        None => format!(
+            "no emulated service handles {} {}",
+            request.method(),
+            request.uri().path()
+        ),
+    };
+    (
+        StatusCode::NOT_FOUND,
+        [("content-type", "application/json")],
+        serde_json::json!({ "__type": "UnknownOperationException", "message": message })
+            .to_string(),
+    )
+        .into_response()
+}

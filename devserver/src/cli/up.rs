@@ -1,0 +1,118 @@
+//! `woocom-dev up`: run the stack until Ctrl-C or SIGTERM.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use woocom_dev::{Stack, StackOptions};
+
+#[derive(clap::Args)]
+pub struct UpArgs {
+    /// Pick free ports for every listener instead of those in dev.toml.
+    #[arg(long)]
+    free_ports: bool,
+    /// Once every listener is ready, write the base URLs there as JSON.
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
+    /// Build the functions with --release.
+    #[arg(long)]
+    release: bool,
+}
+
+pub async fn run(manifest: &Path, args: UpArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+    let mut options = StackOptions::from_manifest_file(manifest)?;
+    if args.free_ports {
+        options = options.free_ports();
+    }
+    options.release = args.release;
+    eprintln!(
+        "woocom-dev: building {} function(s) from {}",
+        options.manifest.functions.len(),
+        manifest.display()
+    );
+    let stack = Stack::start(options).await?;
+    print_table(&stack);
+    if let Some(path) = &args.ready_file {
+        write_ready_file(path, &stack)?;
+    }
+
+    wait_for_signal().await;
+    eprintln!("woocom-dev: shutting down");
+    stack.shutdown().await;
+    if let Some(path) = &args.ready_file {
+        let _ = std::fs::remove_file(path);
+    }
+    eprintln!("woocom-dev: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Written to a temporary name and renamed, so a reader never sees half.
+fn write_ready_file(path: &Path, stack: &Stack) -> std::io::Result<()> {
+    let mut value = serde_json::to_value(stack.urls()).unwrap_or_default();
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert("pid".into(), std::process::id().into());
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(&value).unwrap_or_default())?;
+    std::fs::rename(&tmp, path)
+}
+
+fn print_table(stack: &Stack) {
+    let urls = stack.urls();
+    let m = stack.manifest();
+    let mut out = String::new();
+    out.push_str(&format!("\n  WooCom stack `{}` is up\n\n", m.stack.name));
+    out.push_str(&format!("  REST API   {}\n", urls.api));
+    out.push_str(&format!("  WebSocket  {}\n", urls.websocket));
+    out.push_str(&format!("  AWS        {}   (endpoint_url for the AWS SDKs and CLI)\n", urls.aws));
+    out.push_str(&format!("  Health     {}\n\n", urls.health));
+    if !m.routes.is_empty() {
+        out.push_str("  Routes\n");
+        let width = m.routes.iter().map(|r| r.method.len()).max().unwrap_or(3);
+        for r in &m.routes {
+            out.push_str(&format!(
+                "    {:width$}  {}{}  ->  {}\n",
+                r.method, urls.api, r.path, r.function
+            ));
+        }
+        out.push('\n');
+    }
+    if !m.functions.is_empty() {
+        out.push_str("  Functions\n");
+        for f in m.functions.values() {
+            out.push_str(&format!(
+                "    {:20} crate {:24} timeout {:>5.1}s  memory {:>5} MB  concurrency {}\n",
+                f.name,
+                f.package,
+                f.timeout.as_secs_f64(),
+                f.memory_mb,
+                f.concurrency
+            ));
+        }
+        out.push('\n');
+    }
+    out.push_str("  Ctrl-C stops everything.\n");
+    println!("{out}");
+}

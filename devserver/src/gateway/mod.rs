@@ -1,0 +1,3 @@
+//! API Gateway emulation: the REST API (Lambda proxy integrations).
+
+pub mod rest;

@@ -1,0 +1,98 @@
+//! Builds function crates with cargo and finds their binaries from cargo's
+//! JSON messages. Cargo's own progress bar and rendered diagnostics go to
+//! the terminal as they are.
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("cannot run cargo: {0}")]
+    Spawn(std::io::Error),
+    #[error("cargo build failed for {packages}; the compiler's messages are above")]
+    Failed { packages: String },
+    #[error("cargo built {package} but produced no binary `{bin}`: does the crate have a [[bin]] (src/main.rs)?")]
+    NoBinary { package: String, bin: String },
+}
+
+/// One binary to build: `package`'s bin target `bin`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct BinTarget {
+    pub package: String,
+    pub bin: String,
+}
+
+/// Runs one `cargo build` for all targets in the workspace at `root` and
+/// returns each target's executable. `quiet` hides cargo's progress (for
+/// tests); errors are shown either way.
+pub fn build(
+    root: &Path,
+    targets: &[BinTarget],
+    release: bool,
+    quiet: bool,
+) -> Result<BTreeMap<BinTarget, PathBuf>, BuildError> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root)
+        .arg("build")
+        .arg("--message-format=json-render-diagnostics");
+    if release {
+        cmd.arg("--release");
+    }
+    if quiet {
+        cmd.arg("--quiet");
+    }
+    let mut packages: Vec<&str> = targets.iter().map(|t| t.package.as_str()).collect();
+    packages.sort();
+    packages.dedup();
+    for p in &packages {
+        cmd.arg("-p").arg(p);
+    }
+    for t in targets {
+        cmd.arg("--bin").arg(&t.bin);
+    }
+    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+    let mut child = cmd.spawn().map_err(BuildError::Spawn)?;
+    let mut found = BTreeMap::new();
+    if let Some(out) = child.stdout.take() {
+        for line in std::io::BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if msg["reason"] != "compiler-artifact" {
+                continue;
+            }
+            let Some(exe) = msg["executable"].as_str() else {
+                continue;
+            };
+            let bin = msg["target"]["name"].as_str().unwrap_or_default();
+            let is_bin = msg["target"]["kind"]
+                .as_array()
+                .is_some_and(|kinds| kinds.iter().any(|k| k == "bin"));
+            // Bin names are unique among the targets asked for, so the name
+            // alone identifies the package (cargo's package ids omit the
+            // name when it matches the folder).
+            for t in targets.iter().filter(|t| is_bin && t.bin == bin) {
+                found.insert(t.clone(), PathBuf::from(exe));
+            }
+        }
+    }
+    let status = child.wait().map_err(BuildError::Spawn)?;
+    if !status.success() {
+        return Err(BuildError::Failed {
+            packages: packages.join(", "),
+        });
+    }
+    for t in targets {
+        if !found.contains_key(t) {
+            return Err(BuildError::NoBinary {
+                package: t.package.clone(),
+                bin: t.bin.clone(),
+            });
+        }
+    }
+    Ok(found)
+}

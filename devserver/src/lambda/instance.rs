@@ -1,0 +1,454 @@
+//! One execution environment: a function process, its own Runtime API
+//! listener (as each Lambda sandbox has), its log readers, and a monitor
+//! that enforces the timeout and notices when the process dies.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::process::Command;
+use tokio::sync::{Notify, oneshot, watch};
+
+use super::logs::{self, LogTarget};
+use super::pool::{Completion, FunctionPool, Pending};
+use super::{FunctionSpec, HostSettings, LATEST};
+
+/// What `/next` hands the runtime.
+#[derive(Debug)]
+pub(crate) struct Dispatch {
+    pub request_id: String,
+    pub payload: Bytes,
+    pub client_context: Option<String>,
+    pub trace_id: String,
+    /// Epoch milliseconds; set when the invocation starts on an instance.
+    pub deadline_ms: u64,
+}
+
+struct InFlight {
+    request_id: String,
+    done: oneshot::Sender<Completion>,
+    started: Instant,
+}
+
+#[derive(Default)]
+struct InstanceState {
+    current: Option<InFlight>,
+    reached_next: bool,
+    init_error: Option<Bytes>,
+    log_target: Option<LogTarget>,
+    stopping: bool,
+}
+
+pub(crate) struct Instance {
+    pub id: u64,
+    pub generation: u64,
+    pub pool: Weak<FunctionPool>,
+    state: Mutex<InstanceState>,
+    stop: Notify,
+    deadline: watch::Sender<Option<Instant>>,
+    function: Mutex<Option<Arc<FunctionSpec>>>,
+    pid: Mutex<Option<u32>>,
+}
+
+/// Why an invocation ended without the function answering.
+enum Abort {
+    Timeout,
+}
+
+impl Instance {
+    pub fn new(id: u64, generation: u64, pool: Weak<FunctionPool>) -> Arc<Instance> {
+        Arc::new(Instance {
+            id,
+            generation,
+            pool,
+            state: Mutex::new(InstanceState::default()),
+            stop: Notify::new(),
+            deadline: watch::Sender::new(None),
+            function: Mutex::new(None),
+            pid: Mutex::new(None),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, InstanceState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn spec(&self) -> Option<Arc<FunctionSpec>> {
+        self.function
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Asks the process to stop (idempotent); the monitor reaps it.
+    pub fn stop(&self) {
+        self.lock().stopping = true;
+        self.stop.notify_one();
+    }
+
+    /// Makes `pending` this instance's current invocation, starting its
+    /// clock. Returns the event for the runtime.
+    fn start(&self, mut pending: Pending) -> Dispatch {
+        let timeout = self
+            .spec()
+            .map_or(Duration::from_secs(3), |s| s.config.timeout);
+        let now = Instant::now();
+        let deadline = now + timeout;
+        let epoch_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis() as u64;
+        pending.dispatch.deadline_ms = epoch_ms + timeout.as_millis() as u64;
+        {
+            let mut state = self.lock();
+            state.current = Some(InFlight {
+                request_id: pending.dispatch.request_id.clone(),
+                done: pending.done,
+                started: now,
+            });
+            state.log_target = Some(LogTarget {
+                request_id: pending.dispatch.request_id.clone(),
+                buffer: pending.log,
+            });
+        }
+        self.deadline.send_replace(Some(deadline));
+        self.log(&format!(
+            "START RequestId: {} Version: {LATEST}",
+            pending.dispatch.request_id
+        ));
+        pending.dispatch
+    }
+
+    /// For an invocation taken from the queue by this instance's `/next`.
+    pub fn take_now(self: &Arc<Self>, pending: Pending) -> Dispatch {
+        self.start(pending)
+    }
+
+    /// Hands `pending` to this instance, waiting in `/next` on `tx`. Gives it
+    /// back when the waiting request is gone (connection closed).
+    pub fn assign(&self, pending: Pending, tx: oneshot::Sender<Dispatch>) -> Result<(), Pending> {
+        if tx.is_closed() {
+            return Err(pending);
+        }
+        let log = pending.log.clone();
+        let dispatch = self.start(pending);
+        match tx.send(dispatch) {
+            Ok(()) => Ok(()),
+            Err(dispatch) => {
+                let in_flight = self.lock().current.take();
+                self.deadline.send_replace(None);
+                match in_flight {
+                    Some(f) => Err(Pending {
+                        dispatch,
+                        done: f.done,
+                        log,
+                    }),
+                    // Unreachable: nothing else completes an invocation that
+                    // was never delivered. Fail it rather than lose it.
+                    None => Err(Pending {
+                        dispatch,
+                        done: oneshot::channel().0,
+                        log,
+                    }),
+                }
+            }
+        }
+    }
+
+    /// The runtime reached `/next`. Returns whether this is the first time.
+    pub fn mark_reached_next(&self) -> Result<bool, &'static str> {
+        let mut state = self.lock();
+        if state.current.is_some() {
+            return Err("invocation/next called before the current invocation was answered");
+        }
+        let first = !state.reached_next;
+        state.reached_next = true;
+        Ok(first)
+    }
+
+    pub fn current_request_id(&self) -> Option<String> {
+        self.lock().current.as_ref().map(|f| f.request_id.clone())
+    }
+
+    /// Ends the current invocation if its id is `request_id`.
+    pub fn complete(&self, request_id: &str, completion: Completion) -> Result<(), ()> {
+        let in_flight = {
+            let mut state = self.lock();
+            match &state.current {
+                Some(f) if f.request_id == request_id => state.current.take(),
+                _ => return Err(()),
+            }
+        };
+        self.deadline.send_replace(None);
+        if let Some(f) = in_flight {
+            self.report(&f);
+            let _ = f.done.send(completion);
+        }
+        Ok(())
+    }
+
+    pub fn record_init_error(&self, body: Bytes) {
+        self.lock().init_error = Some(body);
+    }
+
+    fn log(&self, line: &str) {
+        if let Some(spec) = self.spec() {
+            let target = self.lock().log_target.clone();
+            logs::emit(&spec.config.name, target.as_ref(), line);
+        }
+    }
+
+    fn report(&self, f: &InFlight) {
+        let Some(spec) = self.spec() else { return };
+        if !logs::wanted(self.lock().log_target.as_ref()) {
+            return;
+        }
+        let elapsed = f.started.elapsed();
+        let ms = elapsed.as_secs_f64() * 1000.0;
+        let max_mb = self
+            .pid
+            .lock()
+            .ok()
+            .and_then(|p| *p)
+            .and_then(logs::peak_memory_mb)
+            .unwrap_or(0);
+        self.log(&format!("END RequestId: {}", f.request_id));
+        self.log(&format!(
+                "REPORT RequestId: {}\tDuration: {ms:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB\tMax Memory Used: {max_mb} MB\t",
+                f.request_id,
+                ms.ceil() as u64,
+                spec.config.memory_mb,
+        ));
+    }
+
+    fn abort_current(&self, why: Abort) {
+        let in_flight = self.lock().current.take();
+        self.deadline.send_replace(None);
+        if let Some(f) = in_flight {
+            let payload = match why {
+                Abort::Timeout => {
+                    let secs = self.spec().map_or(3.0, |s| s.config.timeout.as_secs_f64());
+                    super::error_payload(
+                        "Sandbox.Timedout",
+                        &format!(
+                            "RequestId: {} Error: Task timed out after {secs:.2} seconds",
+                            f.request_id
+                        ),
+                    )
+                }
+            };
+            self.report(&f);
+            let _ = f.done.send(Completion::Error(payload));
+        }
+    }
+
+    fn exited(&self, status: Option<std::process::ExitStatus>) {
+        let (in_flight, reached_next, init_error, stopping) = {
+            let mut state = self.lock();
+            (
+                state.current.take(),
+                state.reached_next,
+                state.init_error.take(),
+                state.stopping,
+            )
+        };
+        let reason = match status.and_then(|s| s.code()) {
+            Some(0) | None => "Runtime exited without providing a reason".to_owned(),
+            Some(code) => format!("Runtime exited with error: exit status {code}"),
+        };
+        if let Some(f) = in_flight {
+            self.report(&f);
+            let payload = super::error_payload(
+                "Runtime.ExitError",
+                &format!("RequestId: {} Error: {reason}", f.request_id),
+            );
+            let _ = f.done.send(Completion::Error(payload));
+        }
+        if let Some(spec) = self.spec()
+            && !stopping
+        {
+            tracing::warn!(
+                function = %spec.config.name,
+                instance = self.id,
+                "instance exited: {reason}"
+            );
+        }
+        if let Some(pool) = self.pool.upgrade() {
+            let init_error = init_error.or_else(|| {
+                (!reached_next).then(|| {
+                    super::error_payload("Runtime.ExitError", &format!("Error: {reason}"))
+                })
+            });
+            pool.instance_exited(self, reached_next, init_error);
+        }
+    }
+}
+
+/// Starts the process and supervises it until it exits.
+pub(crate) async fn run(instance: Arc<Instance>, spec: Arc<FunctionSpec>, settings: HostSettings) {
+    *instance
+        .function
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(spec.clone());
+    let name = spec.config.name.clone();
+
+    let listener = match tokio::net::TcpListener::bind(("127.0.0.1", 0)).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(function = %name, "cannot bind a Runtime API listener: {e}");
+            instance.exited(None);
+            return;
+        }
+    };
+    let runtime_api = match listener.local_addr() {
+        Ok(addr) => addr.to_string(),
+        Err(e) => {
+            tracing::error!(function = %name, "Runtime API listener has no address: {e}");
+            instance.exited(None);
+            return;
+        }
+    };
+    let router = super::runtime_api::router(instance.clone());
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+
+    let mut command = Command::new(&spec.binary);
+    command
+        .env_clear()
+        .envs(lambda_environment(&spec, &settings, &runtime_api))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(dir) = spec.binary.parent() {
+        command.current_dir(dir);
+    }
+    let mut child = match command.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(
+                function = %name,
+                "cannot start {}: {e}",
+                spec.binary.display()
+            );
+            server.abort();
+            instance.record_init_error(super::error_payload(
+                "Runtime.InvalidEntrypoint",
+                &format!("cannot start {}: {e}", spec.binary.display()),
+            ));
+            instance.exited(None);
+            return;
+        }
+    };
+    *instance
+        .pid
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = child.id();
+    let readers = [
+        child
+            .stdout
+            .take()
+            .map(|out| tokio::spawn(logs::read(instance.clone(), name.clone(), out))),
+        child
+            .stderr
+            .take()
+            .map(|err| tokio::spawn(logs::read(instance.clone(), name.clone(), err))),
+    ];
+
+    let mut deadline = instance.deadline.subscribe();
+    let status = loop {
+        let next_deadline = *deadline.borrow_and_update();
+        tokio::select! {
+            status = child.wait() => break status.ok(),
+            () = instance.stop.notified() => {
+                let _ = child.start_kill();
+            }
+            () = sleep_until(next_deadline) => {
+                instance.abort_current(Abort::Timeout);
+                let _ = child.start_kill();
+            }
+            changed = deadline.changed() => {
+                if changed.is_err() {
+                    let _ = child.start_kill();
+                }
+            }
+        }
+    };
+    server.abort();
+    for reader in readers.into_iter().flatten() {
+        // The pipes close with the process; the readers end by themselves.
+        let _ = tokio::time::timeout(Duration::from_millis(200), reader).await;
+    }
+    instance.exited(status);
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+pub(crate) fn log_target(instance: &Instance) -> Option<LogTarget> {
+    instance.lock().log_target.clone()
+}
+
+/// The environment Lambda gives a `provided.al2023` function, plus the
+/// function's own variables and the stack's shared ones (endpoints).
+/// <https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html>
+pub(crate) fn lambda_environment(
+    spec: &FunctionSpec,
+    settings: &HostSettings,
+    runtime_api: &str,
+) -> Vec<(String, String)> {
+    let c = &spec.config;
+    let task_root = spec
+        .binary
+        .parent()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let today = chrono::Utc::now().format("%Y/%m/%d");
+    let stream = uuid::Uuid::new_v4().simple().to_string();
+    let mut env: Vec<(String, String)> = vec![
+        ("AWS_LAMBDA_FUNCTION_NAME".into(), c.name.clone()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), c.memory_mb.to_string()),
+        ("AWS_LAMBDA_FUNCTION_VERSION".into(), LATEST.into()),
+        ("AWS_LAMBDA_RUNTIME_API".into(), runtime_api.into()),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE".into(), "on-demand".into()),
+        ("AWS_LAMBDA_LOG_GROUP_NAME".into(), format!("/aws/lambda/{}", c.name)),
+        (
+            "AWS_LAMBDA_LOG_STREAM_NAME".into(),
+            format!("{today}/[{LATEST}]{stream}"),
+        ),
+        ("AWS_REGION".into(), settings.region.clone()),
+        ("AWS_DEFAULT_REGION".into(), settings.region.clone()),
+        ("_HANDLER".into(), "bootstrap".into()),
+        ("LAMBDA_TASK_ROOT".into(), task_root),
+        ("LAMBDA_RUNTIME_DIR".into(), "/var/runtime".into()),
+        // Dummy credentials: the local endpoints accept any signature.
+        ("AWS_ACCESS_KEY_ID".into(), "AKIAWOOCOMLOCAL00000".into()),
+        ("AWS_ACCESS_KEY".into(), "AKIAWOOCOMLOCAL00000".into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), "woocom-local-secret".into()),
+        ("AWS_SESSION_TOKEN".into(), "woocom-local-session".into()),
+        ("TZ".into(), ":UTC".into()),
+        ("LANG".into(), "en_US.UTF-8".into()),
+        (
+            "PATH".into(),
+            std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin/:/bin".into()),
+        ),
+    ];
+    // Developer conveniences that do not exist in Lambda but change no
+    // behaviour of the code: log filters and backtraces.
+    for key in ["RUST_LOG", "RUST_BACKTRACE"] {
+        if let Ok(value) = std::env::var(key) {
+            env.push((key.into(), value));
+        }
+    }
+    env.extend(settings.shared_env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env.extend(c.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env
+}

@@ -1,0 +1,71 @@
+//! Function output: every line a process writes goes to the terminal (and
+//! to `--log-format json` consumers) tagged with the function and request
+//! id, and into the invocation's buffer when the caller asked for
+//! `X-Amz-Log-Type: Tail`.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+
+use super::instance::{self, Instance};
+
+/// Target of the tracing events that carry function output.
+pub const FUNCTION_LOG_TARGET: &str = "function";
+
+/// The invocation that output is currently attributed to: the running one,
+/// or the last one until the next starts (a process may print after it
+/// answered).
+#[derive(Clone)]
+pub(crate) struct LogTarget {
+    pub request_id: String,
+    pub buffer: Option<Arc<Mutex<String>>>,
+}
+
+/// Whether lines for this target are wanted at all (skips work such as
+/// reading peak memory when nobody looks).
+pub(crate) fn wanted(target: Option<&LogTarget>) -> bool {
+    target.is_some_and(|t| t.buffer.is_some())
+        || tracing::enabled!(target: FUNCTION_LOG_TARGET, tracing::Level::INFO)
+}
+
+pub(crate) fn emit(function: &str, target: Option<&LogTarget>, line: &str) {
+    let request_id = target.map_or("-", |t| t.request_id.as_str());
+    tracing::info!(target: FUNCTION_LOG_TARGET, function, request_id, "{line}");
+    if let Some(buffer) = target.and_then(|t| t.buffer.as_ref()) {
+        let mut b = buffer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        b.push_str(line);
+        b.push('\n');
+    }
+}
+
+pub(crate) async fn read(instance: Arc<Instance>, function: String, pipe: impl AsyncRead + Unpin) {
+    let mut lines = BufReader::new(pipe).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let target = instance::log_target(&instance);
+        emit(&function, target.as_ref(), &line);
+    }
+}
+
+/// Peak resident memory of a process in MB (`VmHWM`), as Lambda's REPORT
+/// line's "Max Memory Used".
+pub(crate) fn peak_memory_mb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb.div_ceil(1024))
+}
+
+/// The last 4 KB of a log, as `X-Amz-Log-Result` carries it.
+pub fn tail_4k(log: &str) -> &str {
+    const LIMIT: usize = 4096;
+    if log.len() <= LIMIT {
+        return log;
+    }
+    let mut start = log.len() - LIMIT;
+    while !log.is_char_boundary(start) {
+        start += 1;
+    }
+    &log[start..]
+}

@@ -1,0 +1,235 @@
+//! The Lambda service: runs function binaries as child processes that talk
+//! to an emulated Runtime API, one invocation at a time per instance, and
+//! exposes the Invoke API.
+//!
+//! Other services reach it only through [`LambdaHost::invoke`].
+
+pub mod build;
+mod instance;
+pub mod invoke_api;
+mod logs;
+mod pool;
+mod runtime_api;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::manifest;
+pub use logs::{FUNCTION_LOG_TARGET, tail_4k};
+use pool::FunctionPool;
+
+/// Lambda's synchronous payload limit, request and response alike; the
+/// Runtime API accepts 100 bytes more for framing.
+/// <https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html>
+pub const MAX_SYNC_PAYLOAD: usize = 6 * 1024 * 1024;
+pub const MAX_RUNTIME_RESPONSE: usize = MAX_SYNC_PAYLOAD + 100;
+/// Asynchronous (`Event`) invocation payload limit.
+pub const MAX_ASYNC_PAYLOAD: usize = 1024 * 1024;
+
+/// The version every local invocation runs: there is no publishing locally.
+pub const LATEST: &str = "$LATEST";
+
+/// What the host needs to know about the environment it runs functions in.
+#[derive(Debug, Clone)]
+pub struct HostSettings {
+    pub region: String,
+    pub account_id: String,
+    /// Variables every function gets on top of Lambda's own, e.g.
+    /// `AWS_ENDPOINT_URL_DYNAMODB` pointing at the devserver.
+    pub shared_env: BTreeMap<String, String>,
+}
+
+/// A function ready to run: its configuration and its built binary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionSpec {
+    pub config: manifest::Function,
+    pub binary: PathBuf,
+}
+
+/// One invocation as a caller asks for it.
+#[derive(Debug, Clone, Default)]
+pub struct InvokeRequest {
+    pub payload: Bytes,
+    /// Base64 JSON from `X-Amz-Client-Context`, passed on to the runtime.
+    pub client_context: Option<String>,
+    /// Keep the invocation's log lines for `X-Amz-Log-Type: Tail`.
+    pub tail_logs: bool,
+    /// X-Ray trace header to pass on; one is made when absent.
+    pub trace_id: Option<String>,
+}
+
+/// How an invocation ended, as the Invoke API reports it: a function error
+/// is still a completed invocation (HTTP 200 with `X-Amz-Function-Error`).
+#[derive(Debug, Clone)]
+pub struct InvokeResponse {
+    pub request_id: String,
+    pub payload: Bytes,
+    /// `Some("Unhandled")` when the function failed.
+    pub function_error: Option<String>,
+    /// The invocation's log (START ... REPORT), when asked for.
+    pub log: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LambdaError {
+    #[error("Function not found: {arn}")]
+    FunctionNotFound { arn: String },
+    #[error("{0}")]
+    RequestTooLarge(String),
+    #[error("the Lambda host is shutting down")]
+    ShuttingDown,
+}
+
+/// The Lambda service of one stack.
+pub struct LambdaHost {
+    settings: HostSettings,
+    functions: RwLock<HashMap<String, Arc<FunctionPool>>>,
+}
+
+impl LambdaHost {
+    pub fn new(settings: HostSettings, functions: Vec<FunctionSpec>) -> Arc<LambdaHost> {
+        let host = Arc::new(LambdaHost {
+            settings,
+            functions: RwLock::new(HashMap::new()),
+        });
+        for spec in functions {
+            host.put_function(spec);
+        }
+        host
+    }
+
+    /// Adds a function or replaces its configuration and binary. Instances of
+    /// the previous version finish what they are doing and then stop.
+    pub fn put_function(&self, spec: FunctionSpec) {
+        let mut functions = self
+            .functions
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let name = spec.config.name.clone();
+        match functions.get(&name) {
+            Some(pool) => pool.replace_spec(spec),
+            None => {
+                let pool = FunctionPool::new(spec, self.settings.clone());
+                functions.insert(name, pool);
+            }
+        }
+    }
+
+    pub fn function_names(&self) -> Vec<String> {
+        let functions = self
+            .functions
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut names: Vec<String> = functions.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    pub fn function_arn(&self, name: &str) -> String {
+        function_arn(&self.settings, name)
+    }
+
+    fn pool(&self, name: &str) -> Option<Arc<FunctionPool>> {
+        self.functions
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
+    pub fn has_function(&self, name: &str) -> bool {
+        self.pool(name).is_some()
+    }
+
+    /// Invokes a function synchronously and waits for it to finish, fail
+    /// or time out (the function's own timeout).
+    pub async fn invoke(
+        &self,
+        function: &str,
+        request: InvokeRequest,
+    ) -> Result<InvokeResponse, LambdaError> {
+        let pool = self
+            .pool(function)
+            .ok_or_else(|| LambdaError::FunctionNotFound {
+                arn: self.function_arn(function),
+            })?;
+        if request.payload.len() > MAX_SYNC_PAYLOAD {
+            return Err(LambdaError::RequestTooLarge(format!(
+                "{} byte payload is too large for the RequestResponse invocation type (limit {MAX_SYNC_PAYLOAD} bytes)",
+                request.payload.len()
+            )));
+        }
+        pool.invoke(request).await
+    }
+
+    /// Instances currently alive per function (for status output and tests).
+    pub fn instance_counts(&self) -> BTreeMap<String, usize> {
+        let functions = self
+            .functions
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        functions
+            .iter()
+            .map(|(name, pool)| (name.clone(), pool.live_instances()))
+            .collect()
+    }
+
+    /// Stops every instance and waits until their processes are gone.
+    pub async fn shutdown(&self) {
+        let pools: Vec<Arc<FunctionPool>> = self
+            .functions
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        for pool in &pools {
+            pool.shutdown();
+        }
+        for pool in &pools {
+            pool.wait_stopped(Duration::from_secs(5)).await;
+        }
+    }
+}
+
+impl Drop for LambdaHost {
+    fn drop(&mut self) {
+        let functions = self
+            .functions
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for pool in functions.values() {
+            pool.shutdown();
+        }
+    }
+}
+
+pub fn function_arn(settings: &HostSettings, name: &str) -> String {
+    format!(
+        "arn:aws:lambda:{}:{}:function:{name}",
+        settings.region, settings.account_id
+    )
+}
+
+/// The body Lambda reports for a function error it raises itself (timeout,
+/// crash), shaped as the runtime's own error objects.
+pub(crate) fn error_payload(error_type: &str, message: &str) -> Bytes {
+    Bytes::from(
+        serde_json::json!({ "errorType": error_type, "errorMessage": message }).to_string(),
+    )
+}
+
+/// A new X-Ray trace header (`Root=1-<epoch hex>-<96 bits>;Parent=..;Sampled=0`).
+pub fn new_trace_id() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let a = uuid::Uuid::new_v4().simple().to_string();
+    let b = uuid::Uuid::new_v4().simple().to_string();
+    format!("Root=1-{now:08x}-{};Parent={};Sampled=0", &a[..24], &b[..16])
+}

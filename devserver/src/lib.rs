@@ -1,0 +1,15 @@
+//! `woocom-dev`: the WooCom stack on one machine. API Gateway (REST),
+//! Lambda (Runtime API + Invoke API) and, as they land, the WebSocket API,
+//! DynamoDB and Streams, each emulated in its own module and started
+//! together by [`stack::Stack`].
+//!
+//! Integration tests start a whole stack in-process on free ports:
+//! see [`stack`].
+
+pub mod aws;
+pub mod gateway;
+pub mod lambda;
+pub mod manifest;
+pub mod stack;
+
+pub use stack::{Stack, StackOptions, StackUrls};

@@ -1,0 +1,628 @@
+//! `dev.toml`: the one declaration of the stack (functions, REST routes,
+//! ports). Everything that reads it goes through [`Manifest::load`] /
+//! [`Manifest::parse`], which reject a bad file with the file, line and
+//! problem named.
+
+mod route_path;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub use route_path::{RoutePath, Segment};
+
+/// A problem in `dev.toml`, located in the file.
+#[derive(Debug, thiserror::Error)]
+#[error("{}:{line}:{column}: {message}", file.display())]
+pub struct ManifestError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(#[from] ManifestError),
+}
+
+/// Default `Lambda` timeout, as for a function created without one.
+pub const DEFAULT_TIMEOUT_SECONDS: f64 = 3.0;
+/// Default memory size in MB, as Lambda's.
+pub const DEFAULT_MEMORY_MB: u32 = 128;
+/// How many instances of one function may run at once unless `dev.toml`
+/// reserves another number. Local machines are small; AWS's account default
+/// (1,000) would only exhaust them.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
+/// API Gateway's longest integration timeout without a quota increase.
+/// <https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html>
+pub const DEFAULT_INTEGRATION_TIMEOUT_MS: u64 = 29_000;
+
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    /// The file it was read from (for messages and for resolving paths).
+    pub path: PathBuf,
+    pub stack: StackSettings,
+    pub ports: Ports,
+    pub api: ApiSettings,
+    pub functions: BTreeMap<String, Function>,
+    pub routes: Vec<Route>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StackSettings {
+    pub name: String,
+    pub region: String,
+    pub account_id: String,
+}
+
+/// Listener ports; 0 asks the OS for a free one.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ports {
+    #[serde(default = "default_api_port")]
+    pub api: u16,
+    #[serde(default = "default_websocket_port")]
+    pub websocket: u16,
+    #[serde(default = "default_aws_port")]
+    pub aws: u16,
+}
+
+fn default_api_port() -> u16 {
+    4000
+}
+fn default_websocket_port() -> u16 {
+    4001
+}
+fn default_aws_port() -> u16 {
+    4002
+}
+
+impl Ports {
+    pub fn free() -> Self {
+        Ports {
+            api: 0,
+            websocket: 0,
+            aws: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub stage: String,
+    pub binary_media_types: Vec<String>,
+    pub integration_timeout_ms: u64,
+    pub cors: Option<Cors>,
+    pub stage_variables: BTreeMap<String, String>,
+}
+
+/// What the console's "Enable CORS" (and our Terraform) sets up: an OPTIONS
+/// mock method answering preflights, and CORS headers on the gateway's own
+/// error responses. Proxy integrations add nothing to function responses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cors {
+    #[serde(default = "star")]
+    pub allow_origin: String,
+    #[serde(default = "default_cors_methods")]
+    pub allow_methods: Vec<String>,
+    #[serde(default = "default_cors_headers")]
+    pub allow_headers: Vec<String>,
+    #[serde(default)]
+    pub max_age: Option<u32>,
+}
+
+fn star() -> String {
+    "*".to_owned()
+}
+fn default_cors_methods() -> Vec<String> {
+    ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"]
+        .map(String::from)
+        .to_vec()
+}
+fn default_cors_headers() -> Vec<String> {
+    [
+        "Content-Type",
+        "X-Amz-Date",
+        "Authorization",
+        "X-Api-Key",
+        "X-Amz-Security-Token",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Function {
+    pub name: String,
+    /// The Cargo package whose binary is the function's `bootstrap`.
+    pub package: String,
+    /// The binary target in that package (defaults to the package name).
+    pub bin: Option<String>,
+    pub memory_mb: u32,
+    pub timeout: std::time::Duration,
+    /// Reserved concurrency: instances that may run at once.
+    pub concurrency: usize,
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// `GET`, `POST`, ... or `ANY`.
+    pub method: String,
+    pub path: RoutePath,
+    pub function: String,
+}
+
+impl Route {
+    pub fn key(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+}
+
+// ---- raw (as written) ----------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    #[serde(default)]
+    stack: Option<RawStack>,
+    #[serde(default)]
+    ports: Option<Ports>,
+    #[serde(default)]
+    api: Option<RawApi>,
+    #[serde(default)]
+    functions: BTreeMap<Spanned<String>, RawFunction>,
+    #[serde(default)]
+    routes: Vec<Spanned<RawRoute>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStack {
+    name: Option<String>,
+    region: Option<String>,
+    account_id: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    stage: Option<Spanned<String>>,
+    #[serde(default)]
+    binary_media_types: Vec<String>,
+    integration_timeout_ms: Option<Spanned<u64>>,
+    cors: Option<Cors>,
+    #[serde(default)]
+    stage_variables: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFunction {
+    #[serde(rename = "crate")]
+    package: Spanned<String>,
+    bin: Option<String>,
+    memory: Option<Spanned<u32>>,
+    timeout: Option<Spanned<f64>>,
+    concurrency: Option<Spanned<usize>>,
+    #[serde(default)]
+    env: BTreeMap<Spanned<String>, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    method: Spanned<String>,
+    path: Spanned<String>,
+    function: Spanned<String>,
+}
+
+const METHODS: &[&str] = &[
+    "ANY", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT",
+];
+
+/// Environment variables Lambda reserves; a function may not set them.
+/// <https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html>
+const RESERVED_ENV: &[&str] = &[
+    "_HANDLER",
+    "_X_AMZN_TRACE_ID",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API",
+    "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
+];
+
+/// Lambda's limit on the total size of a function's environment variables.
+const MAX_ENV_BYTES: usize = 4 * 1024;
+
+impl Manifest {
+    pub fn load(path: &Path) -> Result<Manifest, LoadError> {
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(Manifest::parse(path, &text)?)
+    }
+
+    /// Parses and validates a manifest; `path` is only used in messages.
+    pub fn parse(path: &Path, text: &str) -> Result<Manifest, ManifestError> {
+        let at = |span: std::ops::Range<usize>, message: String| {
+            let (line, column) = line_col(text, span.start);
+            ManifestError {
+                file: path.to_owned(),
+                line,
+                column,
+                message,
+            }
+        };
+        let raw: RawManifest = toml::from_str(text).map_err(|e| {
+            at(
+                e.span().unwrap_or(0..0),
+                e.message().trim_end().to_owned(),
+            )
+        })?;
+
+        let stack = {
+            let raw = raw.stack.unwrap_or(RawStack {
+                name: None,
+                region: None,
+                account_id: None,
+            });
+            let account_id = match raw.account_id {
+                Some(id) => {
+                    if id.get_ref().len() != 12 || !id.get_ref().bytes().all(|b| b.is_ascii_digit())
+                    {
+                        return Err(at(
+                            id.span(),
+                            format!(
+                                "stack.account_id `{}` is not a 12-digit AWS account id",
+                                id.get_ref()
+                            ),
+                        ));
+                    }
+                    id.into_inner()
+                }
+                None => "000000000000".to_owned(),
+            };
+            StackSettings {
+                name: raw.name.unwrap_or_else(|| "woocom".to_owned()),
+                region: raw.region.unwrap_or_else(|| "us-east-1".to_owned()),
+                account_id,
+            }
+        };
+
+        let api = {
+            let raw = raw.api.unwrap_or(RawApi {
+                stage: None,
+                binary_media_types: Vec::new(),
+                integration_timeout_ms: None,
+                cors: None,
+                stage_variables: BTreeMap::new(),
+            });
+            let stage = match raw.stage {
+                Some(stage) => {
+                    let ok = !stage.get_ref().is_empty()
+                        && stage
+                            .get_ref()
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                    if !ok {
+                        return Err(at(
+                            stage.span(),
+                            format!(
+                                "api.stage `{}`: a stage name may only contain letters, digits, `-` and `_`",
+                                stage.get_ref()
+                            ),
+                        ));
+                    }
+                    stage.into_inner()
+                }
+                None => "local".to_owned(),
+            };
+            let integration_timeout_ms = match raw.integration_timeout_ms {
+                Some(t) if !(50..=300_000).contains(t.get_ref()) => {
+                    return Err(at(
+                        t.span(),
+                        "api.integration_timeout_ms must be between 50 and 300000 (API Gateway's range)"
+                            .to_owned(),
+                    ));
+                }
+                Some(t) => t.into_inner(),
+                None => DEFAULT_INTEGRATION_TIMEOUT_MS,
+            };
+            ApiSettings {
+                stage,
+                binary_media_types: raw.binary_media_types,
+                integration_timeout_ms,
+                cors: raw.cors,
+                stage_variables: raw.stage_variables,
+            }
+        };
+
+        let mut functions = BTreeMap::new();
+        for (name, f) in raw.functions {
+            let name_ok = !name.get_ref().is_empty()
+                && name.get_ref().len() <= 64
+                && name
+                    .get_ref()
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !name_ok {
+                return Err(at(
+                    name.span(),
+                    format!(
+                        "function name `{}`: Lambda allows 1-64 letters, digits, `-` and `_`",
+                        name.get_ref()
+                    ),
+                ));
+            }
+            let timeout = match f.timeout {
+                Some(t) if !(t.get_ref().is_finite() && (1.0..=900.0).contains(t.get_ref())) => {
+                    return Err(at(
+                        t.span(),
+                        format!(
+                            "function `{}`: timeout must be between 1 and 900 seconds",
+                            name.get_ref()
+                        ),
+                    ));
+                }
+                Some(t) => t.into_inner(),
+                None => DEFAULT_TIMEOUT_SECONDS,
+            };
+            let memory_mb = match f.memory {
+                Some(m) if !(128..=10_240).contains(m.get_ref()) => {
+                    return Err(at(
+                        m.span(),
+                        format!(
+                            "function `{}`: memory must be between 128 and 10240 MB",
+                            name.get_ref()
+                        ),
+                    ));
+                }
+                Some(m) => m.into_inner(),
+                None => DEFAULT_MEMORY_MB,
+            };
+            let concurrency = match f.concurrency {
+                Some(c) if *c.get_ref() == 0 => {
+                    return Err(at(
+                        c.span(),
+                        format!(
+                            "function `{}`: concurrency 0 would throttle every request; remove the function instead",
+                            name.get_ref()
+                        ),
+                    ));
+                }
+                Some(c) => c.into_inner(),
+                None => DEFAULT_CONCURRENCY,
+            };
+            let mut env = BTreeMap::new();
+            let mut env_bytes = 0;
+            for (key, value) in f.env {
+                if RESERVED_ENV.contains(&key.get_ref().as_str()) {
+                    return Err(at(
+                        key.span(),
+                        format!(
+                            "function `{}`: `{}` is reserved by Lambda and cannot be set",
+                            name.get_ref(),
+                            key.get_ref()
+                        ),
+                    ));
+                }
+                env_bytes += key.get_ref().len() + value.len();
+                env.insert(key.into_inner(), value);
+            }
+            if env_bytes > MAX_ENV_BYTES {
+                return Err(at(
+                    name.span(),
+                    format!(
+                        "function `{}`: environment variables total {env_bytes} bytes; Lambda allows 4 KB",
+                        name.get_ref()
+                    ),
+                ));
+            }
+            let function = Function {
+                name: name.get_ref().clone(),
+                package: f.package.into_inner(),
+                bin: f.bin,
+                memory_mb,
+                timeout: std::time::Duration::from_secs_f64(timeout),
+                concurrency,
+                env,
+            };
+            functions.insert(name.into_inner(), function);
+        }
+
+        let mut routes: Vec<Route> = Vec::new();
+        for raw_route in raw.routes {
+            let span = raw_route.span();
+            let r = raw_route.into_inner();
+            let method = r.method.get_ref().to_ascii_uppercase();
+            if !METHODS.contains(&method.as_str()) {
+                return Err(at(
+                    r.method.span(),
+                    format!(
+                        "route method `{}` is not one of {}",
+                        r.method.get_ref(),
+                        METHODS.join(", ")
+                    ),
+                ));
+            }
+            let path = RoutePath::parse(r.path.get_ref()).map_err(|problem| {
+                at(
+                    r.path.span(),
+                    format!("route path `{}`: {problem}", r.path.get_ref()),
+                )
+            })?;
+            if !functions.contains_key(r.function.get_ref()) {
+                let known: Vec<&str> = functions.keys().map(String::as_str).collect();
+                return Err(at(
+                    r.function.span(),
+                    format!(
+                        "route {method} {path}: unknown function `{}` (declared: {})",
+                        r.function.get_ref(),
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                ));
+            }
+            let route = Route {
+                method,
+                path,
+                function: r.function.into_inner(),
+            };
+            if let Some(other) = routes
+                .iter()
+                .find(|o| o.method == route.method && o.path.same_resource(&route.path))
+            {
+                return Err(at(
+                    span,
+                    format!(
+                        "duplicate route {}: {} is already declared",
+                        route.key(),
+                        other.key()
+                    ),
+                ));
+            }
+            routes.push(route);
+        }
+
+        Ok(Manifest {
+            path: path.to_owned(),
+            stack,
+            ports: raw.ports.unwrap_or(Ports {
+                api: default_api_port(),
+                websocket: default_websocket_port(),
+                aws: default_aws_port(),
+            }),
+            api,
+            functions,
+            routes,
+        })
+    }
+
+    /// The folder the manifest lives in: the workspace whose crates it names.
+    pub fn root(&self) -> &Path {
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(offset, |nl| offset - nl - 1) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Manifest, ManifestError> {
+        Manifest::parse(Path::new("dev.toml"), text)
+    }
+
+    const GOOD: &str = r#"
+[api]
+stage = "local"
+
+[functions.products]
+crate = "woocom-products"
+timeout = 5
+env = { TABLE = "products" }
+
+[[routes]]
+method = "GET"
+path = "/products/{id}"
+function = "products"
+"#;
+
+    #[test]
+    fn parses_functions_and_routes() {
+        let m = parse(GOOD).expect("valid manifest");
+        assert_eq!(m.api.stage, "local");
+        let f = &m.functions["products"];
+        assert_eq!(f.package, "woocom-products");
+        assert_eq!(f.timeout, std::time::Duration::from_secs(5));
+        assert_eq!(f.env["TABLE"], "products");
+        assert_eq!(m.routes[0].key(), "GET /products/{id}");
+        assert_eq!(m.ports.api, 4000);
+    }
+
+    #[test]
+    fn unknown_function_names_line_and_known_functions() {
+        let text = GOOD.replace("function = \"products\"", "function = \"prodcts\"");
+        let err = parse(&text).expect_err("unknown function");
+        assert_eq!(err.line, 13);
+        assert!(err.message.contains("unknown function `prodcts`"), "{err}");
+        assert!(err.message.contains("declared: products"), "{err}");
+        assert!(err.to_string().starts_with("dev.toml:13:"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_route_is_rejected_with_its_line() {
+        let text = format!(
+            "{GOOD}\n[[routes]]\nmethod = \"get\"\npath = \"/products/{{sku}}\"\nfunction = \"products\"\n"
+        );
+        let err = parse(&text).expect_err("duplicate");
+        assert!(err.message.contains("duplicate route GET /products/{sku}"), "{err}");
+        assert_eq!(err.line, 15);
+    }
+
+    #[test]
+    fn bad_path_syntax_is_rejected() {
+        let text = GOOD.replace("/products/{id}", "/products/{id");
+        let err = parse(&text).expect_err("bad path");
+        assert!(err.message.contains("route path `/products/{id`"), "{err}");
+        assert_eq!(err.line, 12);
+    }
+
+    #[test]
+    fn unknown_key_is_a_located_error() {
+        let text = GOOD.replace("timeout = 5", "timeuot = 5");
+        let err = parse(&text).expect_err("unknown key");
+        assert_eq!(err.line, 8);
+        assert!(err.message.contains("timeuot"), "{err}");
+    }
+
+    #[test]
+    fn reserved_environment_variable_is_rejected() {
+        let text = GOOD.replace("TABLE = ", "AWS_REGION = ");
+        let err = parse(&text).expect_err("reserved");
+        assert!(err.message.contains("`AWS_REGION` is reserved"), "{err}");
+    }
+
+    #[test]
+    fn timeout_out_of_range_is_rejected() {
+        let text = GOOD.replace("timeout = 5", "timeout = 901");
+        let err = parse(&text).expect_err("timeout");
+        assert!(err.message.contains("between 1 and 900"), "{err}");
+        assert_eq!(err.line, 7);
+    }
+}

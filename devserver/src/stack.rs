@@ -1,0 +1,317 @@
+//! Starts and stops the services of one stack, in order: build the
+//! functions, bind every listener (so a busy port fails before anything
+//! runs), start the Lambda host, then serve.
+//!
+//! The same code runs `woocom-dev up` and in-process test stacks:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), woocom_dev::stack::StackError> {
+//! let options = woocom_dev::stack::StackOptions::from_manifest_file("dev.toml".as_ref())?
+//!     .free_ports();
+//! let stack = woocom_dev::stack::Stack::start(options).await?;
+//! println!("{}", stack.urls().api);
+//! stack.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::aws::{self, AwsEndpoint};
+use crate::gateway::rest::{self, RestApi};
+use crate::lambda::build::{self, BinTarget, BuildError};
+use crate::lambda::{FunctionSpec, HostSettings, LambdaHost};
+use crate::manifest::{LoadError, Manifest, Ports};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StackError {
+    #[error(transparent)]
+    Manifest(#[from] LoadError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    #[error(
+        "port {port} ({listener}) is already in use on 127.0.0.1: stop what holds it, change [ports] {listener} in dev.toml, or run with --free-ports"
+    )]
+    PortInUse { listener: &'static str, port: u16 },
+    #[error("cannot listen on 127.0.0.1:{port} ({listener}): {source}")]
+    Bind {
+        listener: &'static str,
+        port: u16,
+        source: std::io::Error,
+    },
+}
+
+/// How to start a stack.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    pub manifest: Manifest,
+    pub ports: Ports,
+    /// Build functions with `--release`.
+    pub release: bool,
+    /// Hide cargo's progress output (errors still show).
+    pub quiet_build: bool,
+}
+
+impl StackOptions {
+    pub fn new(manifest: Manifest) -> StackOptions {
+        StackOptions {
+            ports: manifest.ports,
+            manifest,
+            release: false,
+            quiet_build: false,
+        }
+    }
+
+    pub fn from_manifest_file(path: &Path) -> Result<StackOptions, StackError> {
+        Ok(StackOptions::new(Manifest::load(path)?))
+    }
+
+    /// Every listener on a port the OS picks (for tests and CI).
+    pub fn free_ports(mut self) -> StackOptions {
+        self.ports = Ports::free();
+        self
+    }
+
+    pub fn quiet_build(mut self) -> StackOptions {
+        self.quiet_build = true;
+        self
+    }
+}
+
+/// The base URLs of a running stack, as `--ready-file` writes them.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct StackUrls {
+    /// REST API invoke URL with the stage: `http://127.0.0.1:<port>/<stage>`.
+    pub api: String,
+    /// WebSocket API URL with the stage.
+    pub websocket: String,
+    /// The AWS endpoint for the SDKs (`endpoint_url`): Lambda, DynamoDB, ...
+    pub aws: String,
+    /// Health endpoint.
+    pub health: String,
+}
+
+pub struct Stack {
+    urls: Arc<StackUrls>,
+    manifest: Manifest,
+    lambda: Arc<LambdaHost>,
+    rest: Arc<RestApi>,
+    shutdown: watch::Sender<bool>,
+    servers: Vec<JoinHandle<()>>,
+}
+
+/// The REST API id: ten characters, stable per stack name, as API Gateway
+/// ids look (`a1b2c3d4e5`).
+fn api_id(stack_name: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in stack_name.bytes() {
+        hash = (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    rest::base36(hash, 10)
+}
+
+async fn bind(listener: &'static str, port: u16) -> Result<TcpListener, StackError> {
+    TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|source| match source.kind() {
+            std::io::ErrorKind::AddrInUse => StackError::PortInUse { listener, port },
+            _ => StackError::Bind {
+                listener,
+                port,
+                source,
+            },
+        })
+}
+
+fn port_of(listener: &TcpListener) -> u16 {
+    listener.local_addr().map_or(0, |a| a.port())
+}
+
+/// Builds the function crates named in the manifest (one cargo run).
+pub fn build_functions(
+    manifest: &Manifest,
+    release: bool,
+    quiet: bool,
+) -> Result<Vec<FunctionSpec>, BuildError> {
+    let targets: BTreeMap<&str, BinTarget> = manifest
+        .functions
+        .values()
+        .map(|f| {
+            (
+                f.name.as_str(),
+                BinTarget {
+                    package: f.package.clone(),
+                    bin: f.bin.clone().unwrap_or_else(|| f.package.clone()),
+                },
+            )
+        })
+        .collect();
+    if targets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list: Vec<BinTarget> = targets.values().cloned().collect();
+    let binaries = build::build(manifest.root(), &list, release, quiet)?;
+    Ok(manifest
+        .functions
+        .values()
+        .filter_map(|f| {
+            let target = targets.get(f.name.as_str())?;
+            Some(FunctionSpec {
+                config: f.clone(),
+                binary: binaries.get(target)?.clone(),
+            })
+        })
+        .collect())
+}
+
+impl Stack {
+    pub async fn start(options: StackOptions) -> Result<Stack, StackError> {
+        let manifest = options.manifest.clone();
+        let ports = options.ports;
+
+        // Listeners first: a busy port is reported before a long build.
+        let api_listener = bind("api", ports.api).await?;
+        let ws_listener = bind("websocket", ports.websocket).await?;
+        let aws_listener = bind("aws", ports.aws).await?;
+
+        let functions = {
+            let manifest = manifest.clone();
+            tokio::task::spawn_blocking(move || {
+                build_functions(&manifest, options.release, options.quiet_build)
+            })
+            .await
+            .map_err(|e| {
+                StackError::Build(BuildError::Spawn(std::io::Error::other(e.to_string())))
+            })??
+        };
+
+        let stage = &manifest.api.stage;
+        let urls = Arc::new(StackUrls {
+            api: format!("http://127.0.0.1:{}/{stage}", port_of(&api_listener)),
+            websocket: format!("ws://127.0.0.1:{}/{stage}", port_of(&ws_listener)),
+            aws: format!("http://127.0.0.1:{}", port_of(&aws_listener)),
+            health: format!("http://127.0.0.1:{}{}", port_of(&aws_listener), aws::HEALTH_PATH),
+        });
+
+        let shared_env: BTreeMap<String, String> = [
+            "AWS_ENDPOINT_URL_DYNAMODB",
+            "AWS_ENDPOINT_URL_DYNAMODB_STREAMS",
+            "AWS_ENDPOINT_URL_LAMBDA",
+        ]
+        .iter()
+        .map(|k| ((*k).to_owned(), urls.aws.clone()))
+        .collect();
+        let lambda = LambdaHost::new(
+            HostSettings {
+                region: manifest.stack.region.clone(),
+                account_id: manifest.stack.account_id.clone(),
+                shared_env,
+            },
+            functions,
+        );
+        let rest_api = RestApi::new(
+            api_id(&manifest.stack.name),
+            manifest.stack.account_id.clone(),
+            manifest.api.clone(),
+            manifest.routes.clone(),
+            lambda.clone(),
+        );
+        rest_api
+            .port
+            .store(port_of(&api_listener), std::sync::atomic::Ordering::Relaxed);
+
+        let (shutdown, _) = watch::channel(false);
+        let serve = |listener: TcpListener, router: axum::Router| {
+            let mut stop = shutdown.subscribe();
+            tokio::spawn(async move {
+                let service = router.into_make_service_with_connect_info::<SocketAddr>();
+                let _ = axum::serve(listener, service)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    })
+                    .await;
+            })
+        };
+        let servers = vec![
+            serve(api_listener, rest::router(rest_api.clone())),
+            serve(ws_listener, websocket_placeholder()),
+            serve(
+                aws_listener,
+                aws::router(AwsEndpoint {
+                    lambda: lambda.clone(),
+                    urls: urls.clone(),
+                }),
+            ),
+        ];
+        Ok(Stack {
+            urls,
+            manifest,
+            lambda,
+            rest: rest_api,
+            shutdown,
+            servers,
+        })
+    }
+
+    pub fn urls(&self) -> &StackUrls {
+        &self.urls
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub fn lambda(&self) -> &Arc<LambdaHost> {
+        &self.lambda
+    }
+
+    pub fn rest_api(&self) -> &Arc<RestApi> {
+        &self.rest
+    }
+
+    /// Stops the listeners and every function process, and waits for them.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        self.lambda.shutdown().await;
+        for server in self.servers.drain(..) {
+            // Keep-alive connections may hold graceful shutdown open; the
+            // functions are gone, so nothing more is served.
+            server.abort();
+            let _ = server.await;
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        for server in &self.servers {
+            server.abort();
+        }
+        // LambdaHost's own Drop stops the instances once the last
+        // reference goes; stop them now in case a handler still holds one.
+        let lambda = self.lambda.clone();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move { lambda.shutdown().await });
+        }
+    }
+}
+
+/// The WebSocket listener is bound (so its URL is stable from the first
+/// start) and answers plain HTTP as API Gateway does for a non-upgrade
+/// request; WebSocket routing is added by the WebSocket API service.
+fn websocket_placeholder() -> axum::Router {
+    axum::Router::new().fallback(|| async {
+        (
+            axum::http::StatusCode::FORBIDDEN,
+            [("content-type", "application/json")],
+            r#"{"message":"Forbidden"}"#,
+        )
+    })
+}
