@@ -2,10 +2,11 @@
 //! JSON messages. Cargo's own progress bar and rendered diagnostics go to
 //! the terminal as they are.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, PoisonError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -13,16 +14,35 @@ pub enum BuildError {
     Spawn(std::io::Error),
     #[error("cargo build failed for {packages}; the compiler's messages are above")]
     Failed { packages: String },
-    #[error("cargo built {package} but produced no binary `{bin}`: does the crate have a [[bin]] (src/main.rs)?")]
+    #[error("{0}")]
+    Joined(String),
+    #[error(
+        "cargo built {package} but produced no binary `{bin}`: does the crate have a [[bin]] (src/main.rs)?"
+    )]
     NoBinary { package: String, bin: String },
 }
 
 /// One binary to build: `package`'s bin target `bin`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct BinTarget {
     pub package: String,
     pub bin: String,
 }
+
+type Built = BTreeMap<BinTarget, PathBuf>;
+type BuildKey = (PathBuf, Vec<BinTarget>, bool);
+
+/// A build in progress that other callers asking for the same build join
+/// instead of queueing on cargo's lock (in-process test stacks start many
+/// at once). A request made after a build finished runs cargo again.
+#[derive(Default)]
+struct Flight {
+    result: Mutex<Option<Result<Built, String>>>,
+    done: Condvar,
+}
+
+static IN_FLIGHT: LazyLock<Mutex<HashMap<BuildKey, Arc<Flight>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
 
 /// Runs one `cargo build` for all targets in the workspace at `root` and
 /// returns each target's executable. `quiet` hides cargo's progress (for
@@ -32,7 +52,54 @@ pub fn build(
     targets: &[BinTarget],
     release: bool,
     quiet: bool,
-) -> Result<BTreeMap<BinTarget, PathBuf>, BuildError> {
+) -> Result<Built, BuildError> {
+    let mut sorted = targets.to_vec();
+    sorted.sort();
+    let key: BuildKey = (root.to_owned(), sorted, release);
+    let (flight, leader) = {
+        let mut map = IN_FLIGHT.lock().unwrap_or_else(PoisonError::into_inner);
+        match map.get(&key) {
+            Some(f) => (f.clone(), false),
+            None => {
+                let f = Arc::new(Flight::default());
+                map.insert(key.clone(), f.clone());
+                (f, true)
+            }
+        }
+    };
+    if leader {
+        let result = run_cargo(root, targets, release, quiet);
+        *flight.result.lock().unwrap_or_else(PoisonError::into_inner) = Some(
+            result
+                .as_ref()
+                .map(Clone::clone)
+                .map_err(ToString::to_string),
+        );
+        IN_FLIGHT
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&key);
+        flight.done.notify_all();
+        return result;
+    }
+    let mut slot = flight.result.lock().unwrap_or_else(PoisonError::into_inner);
+    loop {
+        if let Some(result) = slot.as_ref() {
+            return result.clone().map_err(BuildError::Joined);
+        }
+        slot = flight
+            .done
+            .wait(slot)
+            .unwrap_or_else(PoisonError::into_inner);
+    }
+}
+
+fn run_cargo(
+    root: &Path,
+    targets: &[BinTarget],
+    release: bool,
+    quiet: bool,
+) -> Result<Built, BuildError> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root)
