@@ -32,7 +32,10 @@ type Client = hyper_util::client::legacy::Client<
     Full<Bytes>,
 >;
 
-pub async fn run(manifest_path: &Path, args: InvokeArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
+pub async fn run(
+    manifest_path: &Path,
+    args: InvokeArgs,
+) -> Result<ExitCode, Box<dyn std::error::Error>> {
     let event = read_event(args.event.as_deref())?;
     if let Err(e) = serde_json::from_slice::<serde_json::Value>(&event) {
         return Err(format!("the event is not valid JSON: {e}").into());
@@ -57,7 +60,10 @@ pub async fn run(manifest_path: &Path, args: InvokeArgs) -> Result<ExitCode, Box
             .build_http();
 
     let response = if is_running(&client, &endpoint).await {
-        eprintln!("woocom-dev: invoking {} on the running stack at {endpoint}", args.function);
+        eprintln!(
+            "woocom-dev: invoking {} on the running stack at {endpoint}",
+            args.function
+        );
         invoke_remote(&client, &endpoint, &args.function, event).await?
     } else {
         eprintln!("woocom-dev: no stack at {endpoint}; starting one for this invocation");
@@ -82,7 +88,10 @@ pub async fn run(manifest_path: &Path, args: InvokeArgs) -> Result<ExitCode, Box
     }
     let text = String::from_utf8_lossy(&response.payload);
     match serde_json::from_slice::<serde_json::Value>(&response.payload) {
-        Ok(v) => println!("{}", serde_json::to_string_pretty(&v).unwrap_or_else(|_| text.to_string())),
+        Ok(v) => println!(
+            "{}",
+            serde_json::to_string_pretty(&v).unwrap_or_else(|_| text.to_string())
+        ),
         Err(_) => println!("{text}"),
     }
     Ok(match response.function_error {
@@ -98,7 +107,10 @@ fn read_event(path: Option<&Path>) -> std::io::Result<Vec<u8>> {
     match path {
         Some(p) if p == Path::new("-") => read_stdin(),
         Some(p) => std::fs::read(p).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("cannot read event file {}: {e}", p.display()))
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot read event file {}: {e}", p.display()),
+            )
         }),
         None if !std::io::stdin().is_terminal() => read_stdin(),
         None => Ok(b"{}".to_vec()),
@@ -150,7 +162,11 @@ async fn invoke_remote(
         .map(|b| String::from_utf8_lossy(&b).into_owned());
     let payload = response.into_body().collect().await?.to_bytes();
     if !status.is_success() {
-        return Err(format!("the Invoke API answered {status}: {}", String::from_utf8_lossy(&payload)).into());
+        return Err(format!(
+            "the Invoke API answered {status}: {}",
+            String::from_utf8_lossy(&payload)
+        )
+        .into());
     }
     Ok(InvokeResponse {
         request_id,

@@ -1,6 +1,7 @@
 //! Command-line interface: one module per subcommand.
 
 mod invoke;
+mod logging;
 mod up;
 
 use std::path::PathBuf;
@@ -9,10 +10,20 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
-#[command(name = "woocom-dev", version, about = "Run the WooCom serverless stack locally")]
+#[command(
+    name = "woocom-dev",
+    version,
+    about = "Run the WooCom serverless stack locally"
+)]
 struct Cli {
     /// The stack manifest.
-    #[arg(long, short = 'm', global = true, default_value = "dev.toml", env = "WOOCOM_MANIFEST")]
+    #[arg(
+        long,
+        short = 'm',
+        global = true,
+        default_value = "dev.toml",
+        env = "WOOCOM_MANIFEST"
+    )]
     manifest: PathBuf,
     /// Terminal log format: readable text or one JSON object per line.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -22,7 +33,7 @@ struct Cli {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
+pub enum LogFormat {
     Text,
     Json,
 }
@@ -37,8 +48,11 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    logging::init(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -57,19 +71,5 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Logs go to stderr; the filter comes from `WOOCOM_LOG` (`RUST_LOG` is
-/// left to the functions, which get it passed through).
-fn init_logging(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("WOOCOM_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.compact().init(),
-        LogFormat::Json => builder.json().init(),
     }
 }

@@ -86,7 +86,10 @@ fn print_table(stack: &Stack) {
     out.push_str(&format!("\n  WooCom stack `{}` is up\n\n", m.stack.name));
     out.push_str(&format!("  REST API   {}\n", urls.api));
     out.push_str(&format!("  WebSocket  {}\n", urls.websocket));
-    out.push_str(&format!("  AWS        {}   (endpoint_url for the AWS SDKs and CLI)\n", urls.aws));
+    out.push_str(&format!(
+        "  AWS        {}   (endpoint_url for the AWS SDKs and CLI)\n",
+        urls.aws
+    ));
     out.push_str(&format!("  Health     {}\n\n", urls.health));
     if !m.routes.is_empty() {
         out.push_str("  Routes\n");
