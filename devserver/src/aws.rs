@@ -11,6 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
+use crate::dynamodb::{self, DynamoDb};
 use crate::lambda::{LambdaHost, invoke_api};
 
 /// Path of the health endpoint (not an AWS path, so it cannot collide).
@@ -20,15 +21,35 @@ pub const HEALTH_PATH: &str = "/_woocom/health";
 pub struct AwsEndpoint {
     pub lambda: Arc<LambdaHost>,
     pub urls: Arc<crate::stack::StackUrls>,
+    pub dynamodb: Arc<DynamoDb>,
 }
 
 pub fn router(endpoint: AwsEndpoint) -> Router {
     let health = Router::new()
         .route(HEALTH_PATH, get(health))
         .with_state(endpoint.clone());
+    // DynamoDB and Streams answer `POST /` by `X-Amz-Target`; anything else
+    // there falls through to `unknown`.
+    let dynamo = Router::new()
+        .route("/", axum::routing::post(json_protocol))
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(endpoint.clone());
     invoke_api::router(endpoint.lambda.clone())
         .merge(health)
+        .merge(dynamo)
+        .merge(dynamodb::http::control_router(endpoint.dynamodb.clone()))
         .fallback(unknown)
+}
+
+async fn json_protocol(
+    State(endpoint): State<AwsEndpoint>,
+    request: axum::extract::Request,
+) -> Response {
+    if dynamodb::http::is_dynamodb_target(request.headers()) {
+        dynamodb::http::serve(endpoint.dynamodb.clone(), request).await
+    } else {
+        unknown(request).await
+    }
 }
 
 async fn health(State(endpoint): State<AwsEndpoint>) -> Response {

@@ -7,6 +7,7 @@
 //! see [`stack`].
 
 pub mod aws;
+pub mod dynamodb;
 pub mod gateway;
 pub mod lambda;
 pub mod manifest;

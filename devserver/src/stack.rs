@@ -24,6 +24,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::aws::{self, AwsEndpoint};
+use crate::dynamodb::{DataLocation, DynamoDb, DynamoDbError};
 use crate::gateway::rest::{self, RestApi};
 use crate::lambda::build::{self, BinTarget, BuildError};
 use crate::lambda::{FunctionSpec, HostSettings, LambdaHost};
@@ -45,6 +46,8 @@ pub enum StackError {
         port: u16,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    DynamoDb(#[from] DynamoDbError),
 }
 
 /// How to start a stack.
@@ -56,6 +59,9 @@ pub struct StackOptions {
     pub release: bool,
     /// Hide cargo's progress output (errors still show).
     pub quiet_build: bool,
+    /// Where the DynamoDB tables live: in memory unless set (`woocom-dev up`
+    /// sets the project's `.woocom/data/<stack>/`).
+    pub data: DataLocation,
 }
 
 impl StackOptions {
@@ -65,6 +71,7 @@ impl StackOptions {
             manifest,
             release: false,
             quiet_build: false,
+            data: DataLocation::Memory,
         }
     }
 
@@ -102,6 +109,7 @@ pub struct Stack {
     manifest: Manifest,
     lambda: Arc<LambdaHost>,
     rest: Arc<RestApi>,
+    dynamodb: Arc<DynamoDb>,
     shutdown: watch::Sender<bool>,
     servers: Vec<JoinHandle<()>>,
 }
@@ -180,6 +188,21 @@ impl Stack {
         let ws_listener = bind("websocket", ports.websocket).await?;
         let aws_listener = bind("aws", ports.aws).await?;
 
+        // Tables next: a dev.toml change DynamoDB cannot apply is reported
+        // before a long build too.
+        let dynamodb = DynamoDb::open(options.data.clone())?;
+        let report = dynamodb
+            .reconcile(&manifest)
+            .await
+            .map_err(DynamoDbError::from)?;
+        for table in &report.created {
+            tracing::info!(table = %table, "created table");
+        }
+        for change in &report.updated {
+            tracing::info!(change = %change, "updated table");
+        }
+        dynamodb.start_ttl_sweeper();
+
         let functions = {
             let manifest = manifest.clone();
             tokio::task::spawn_blocking(move || {
@@ -246,6 +269,7 @@ impl Stack {
                 aws::router(AwsEndpoint {
                     lambda: lambda.clone(),
                     urls: urls.clone(),
+                    dynamodb: dynamodb.clone(),
                 }),
             ),
         ];
@@ -254,6 +278,7 @@ impl Stack {
             manifest,
             lambda,
             rest: rest_api,
+            dynamodb,
             shutdown,
             servers,
         })
@@ -275,6 +300,12 @@ impl Stack {
         &self.rest
     }
 
+    /// The DynamoDB service: its change signal and engine, for the stream
+    /// poller and tests.
+    pub fn dynamodb(&self) -> &Arc<DynamoDb> {
+        &self.dynamodb
+    }
+
     /// Stops the listeners and every function process, and waits for them.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
@@ -285,6 +316,7 @@ impl Stack {
             server.abort();
             let _ = server.await;
         }
+        self.dynamodb.close();
     }
 }
 
@@ -294,6 +326,7 @@ impl Drop for Stack {
         for server in &self.servers {
             server.abort();
         }
+        self.dynamodb.close();
         // LambdaHost's own Drop stops the instances once the last
         // reference goes; stop them now in case a handler still holds one.
         let lambda = self.lambda.clone();

@@ -1,7 +1,11 @@
 //! Command-line interface: one module per subcommand.
 
+mod faults;
 mod invoke;
 mod logging;
+mod reset;
+mod scan;
+mod tables;
 mod up;
 
 use std::path::PathBuf;
@@ -44,6 +48,14 @@ enum Command {
     Up(up::UpArgs),
     /// Invoke one function with an event and print its result and logs.
     Invoke(invoke::InvokeArgs),
+    /// List the stack's DynamoDB tables with their item counts.
+    Tables(tables::TablesArgs),
+    /// Print a table's items.
+    Scan(scan::ScanArgs),
+    /// Delete the stack's local DynamoDB data (the next `up` starts clean).
+    Reset(reset::ResetArgs),
+    /// Inject DynamoDB errors into a running stack (throttling, 500s).
+    Faults(faults::FaultsArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -63,6 +75,10 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Up(args) => up::run(&cli.manifest, args).await,
             Command::Invoke(args) => invoke::run(&cli.manifest, args).await,
+            Command::Tables(args) => tables::run(&cli.manifest, args).await,
+            Command::Scan(args) => scan::run(&cli.manifest, args).await,
+            Command::Reset(args) => reset::run(&cli.manifest, args).await,
+            Command::Faults(args) => faults::run(&cli.manifest, args).await,
         }
     });
     match result {

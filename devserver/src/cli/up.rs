@@ -24,6 +24,7 @@ pub async fn run(manifest: &Path, args: UpArgs) -> Result<ExitCode, Box<dyn std:
         options = options.free_ports();
     }
     options.release = args.release;
+    options.data = woocom_dev::dynamodb::DataLocation::project(&options.manifest);
     eprintln!(
         "woocom-dev: building {} function(s) from {}",
         options.manifest.functions.len(),

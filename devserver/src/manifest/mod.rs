@@ -4,6 +4,7 @@
 //! problem named.
 
 mod route_path;
+pub mod tables;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use route_path::{RoutePath, Segment};
+pub use tables::Table;
 
 /// A problem in `dev.toml`, located in the file.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +58,8 @@ pub struct Manifest {
     pub api: ApiSettings,
     pub functions: BTreeMap<String, Function>,
     pub routes: Vec<Route>,
+    /// DynamoDB tables (`[tables.<name>]`), by name.
+    pub tables: BTreeMap<String, Table>,
 }
 
 #[derive(Debug, Clone)]
@@ -185,6 +189,8 @@ struct RawManifest {
     functions: BTreeMap<Spanned<String>, RawFunction>,
     #[serde(default)]
     routes: Vec<Spanned<RawRoute>>,
+    #[serde(default)]
+    tables: BTreeMap<Spanned<String>, Spanned<tables::RawTable>>,
 }
 
 #[derive(Deserialize)]
@@ -512,6 +518,8 @@ impl Manifest {
             routes.push(route);
         }
 
+        let tables = tables::parse(raw.tables, &at)?;
+
         Ok(Manifest {
             path: path.to_owned(),
             stack,
@@ -523,6 +531,7 @@ impl Manifest {
             api,
             functions,
             routes,
+            tables,
         })
     }
 

@@ -1,0 +1,367 @@
+//! DynamoDB and DynamoDB Streams, served on the devserver's AWS endpoint.
+//!
+//! The engine is [dynoxide](https://docs.rs/dynoxide-rs), embedded as a
+//! library: one SQLite database per stack, under
+//! `<project>/.woocom/data/<stack>/` for `woocom-dev up`, in memory for
+//! in-process test stacks. This module makes the embedding safe to expose:
+//!
+//! - [`guard`] refuses requests outside DynamoDB's limits before the engine
+//!   sees them (deep nesting would overflow the engine's stack);
+//! - [`engine`] runs calls on large-stack workers under `catch_unwind`;
+//! - [`streams_api`] closes gaps in the Streams API (see `ENGINE-GAPS.md`);
+//! - [`faults`] injects throttling for resilience tests;
+//! - [`http`] speaks AWS JSON 1.0 (gzip both ways, CRC32, request ids);
+//! - [`reconcile`] creates and updates the tables declared in `dev.toml`.
+//!
+//! Every committed write bumps a counter that [`DynamoDb::subscribe_changes`]
+//! hands out, so a stream poller wakes within milliseconds of a write.
+
+mod engine;
+pub mod faults;
+pub mod guard;
+pub mod http;
+pub mod reconcile;
+pub mod streams_api;
+pub mod wire;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::manifest::Manifest;
+use engine::Engine;
+pub use faults::{FaultRule, Faults};
+pub use reconcile::{ReconcileError, ReconcileReport};
+pub use wire::{ApiError, InjectedError};
+
+/// Where a stack keeps its tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataLocation {
+    /// Gone when the stack stops (in-process tests).
+    Memory,
+    /// A folder holding the SQLite database; created if missing.
+    Dir(PathBuf),
+}
+
+impl DataLocation {
+    /// `<folder of dev.toml>/.woocom/data/<stack name>`: what `woocom-dev up`,
+    /// `tables`, `scan` and `reset` use.
+    pub fn project(manifest: &Manifest) -> DataLocation {
+        DataLocation::Dir(
+            manifest
+                .root()
+                .join(".woocom")
+                .join("data")
+                .join(&manifest.stack.name),
+        )
+    }
+
+    pub fn database_file(&self) -> Option<PathBuf> {
+        match self {
+            DataLocation::Memory => None,
+            DataLocation::Dir(dir) => Some(dir.join(DATABASE_FILE)),
+        }
+    }
+}
+
+/// The database file inside a [`DataLocation::Dir`].
+pub const DATABASE_FILE: &str = "dynamodb.sqlite3";
+/// Names the process that has the data folder open.
+const PID_FILE: &str = "woocom-dev.pid";
+
+/// How often expired items (TTL) are deleted. DynamoDB takes up to a few
+/// days; locally a short period keeps TTL testable.
+pub const TTL_SWEEP_PERIOD: Duration = Duration::from_secs(1);
+
+/// Engine workers. The engine serialises its calls on one lock; a few
+/// workers overlap decoding and encoding with the call in progress.
+const ENGINE_WORKERS: usize = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DynamoDbError {
+    #[error("cannot create the data folder {}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the DynamoDB database {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        source: dynoxide::DynoxideError,
+    },
+    #[error(
+        "{} is in use by another woocom-dev (pid {pid}): stop it first, or give this stack another [stack] name",
+        dir.display()
+    )]
+    InUse { dir: PathBuf, pid: u32 },
+    #[error("cannot start the DynamoDB engine: {0}")]
+    Engine(std::io::Error),
+    #[error(transparent)]
+    Reconcile(#[from] ReconcileError),
+}
+
+/// The DynamoDB service of one stack.
+pub struct DynamoDb {
+    engine: Arc<Engine>,
+    /// Bumped after every committed write; receivers wake on each bump.
+    changes: watch::Sender<u64>,
+    faults: Faults,
+    location: DataLocation,
+    sweeper: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl DynamoDb {
+    /// Opens (or creates) the store. A folder in use by another live
+    /// `woocom-dev` is refused: two writers would each miss the other's
+    /// change signals.
+    pub fn open(location: DataLocation) -> Result<Arc<DynamoDb>, DynamoDbError> {
+        let (db, path) = match &location {
+            DataLocation::Memory => (
+                dynoxide::Database::memory().map_err(|source| DynamoDbError::Open {
+                    path: PathBuf::from(":memory:"),
+                    source,
+                })?,
+                None,
+            ),
+            DataLocation::Dir(dir) => {
+                std::fs::create_dir_all(dir).map_err(|source| DynamoDbError::Io {
+                    path: dir.clone(),
+                    source,
+                })?;
+                claim(dir)?;
+                let file = dir.join(DATABASE_FILE);
+                let db = dynoxide::Database::new(&file.to_string_lossy()).map_err(|source| {
+                    DynamoDbError::Open {
+                        path: file.clone(),
+                        source,
+                    }
+                })?;
+                (db, Some(file))
+            }
+        };
+        let engine = Engine::new(db, path, ENGINE_WORKERS).map_err(DynamoDbError::Engine)?;
+        let (changes, _) = watch::channel(0);
+        Ok(Arc::new(DynamoDb {
+            engine,
+            changes,
+            faults: Faults::default(),
+            location,
+            sweeper: Mutex::new(None),
+        }))
+    }
+
+    /// Wakes on every committed write (the value counts them). A stream
+    /// poller waits on `changed()` and then reads the shards.
+    pub fn subscribe_changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// The engine's library API (for the stream poller, the CLI and the
+    /// benchmarks). Writes made through it do not wake subscribers: call
+    /// [`DynamoDb::notify_change`] after them.
+    pub fn database(&self) -> dynoxide::Database {
+        self.engine.database()
+    }
+
+    pub fn notify_change(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    pub fn location(&self) -> &DataLocation {
+        &self.location
+    }
+
+    /// Serves one request: `operation` as named by `X-Amz-Target` (without
+    /// the prefix), `body` as sent (already un-gzipped). Returns the JSON
+    /// response body.
+    pub async fn call(self: &Arc<Self>, operation: &str, body: &[u8]) -> Result<String, ApiError> {
+        if !engine::OPERATIONS.contains(&operation) {
+            return Err(ApiError::unknown_operation());
+        }
+        let request = guard::parse_request(body)?;
+        self.call_value(operation, request).await
+    }
+
+    /// [`DynamoDb::call`] for a request already parsed; it still goes
+    /// through every check.
+    pub async fn call_value(
+        self: &Arc<Self>,
+        operation: &str,
+        request: Value,
+    ) -> Result<String, ApiError> {
+        let Some(operation) = engine::OPERATIONS.iter().copied().find(|o| *o == operation) else {
+            return Err(ApiError::unknown_operation());
+        };
+        if let Some(error) = self.faults.check(operation, &request) {
+            return Err(error);
+        }
+        streams_api::check_request(operation, &request)?;
+        let result = self
+            .engine
+            .run(move |db| engine::dispatch(db, operation, &request))
+            .await
+            .and_then(|r| r);
+        if result.is_ok() && engine::is_write(operation) {
+            self.notify_change();
+        }
+        match (operation, result) {
+            ("DescribeStream", Ok(body)) => Ok(streams_api::fix_describe_stream(body)),
+            (_, result) => result,
+        }
+    }
+
+    /// Calls an operation with a JSON request and parses the answer.
+    pub async fn call_json(
+        self: &Arc<Self>,
+        operation: &str,
+        request: Value,
+    ) -> Result<Value, ApiError> {
+        let body = self.call_value(operation, request).await?;
+        serde_json::from_str(&body)
+            .map_err(|e| ApiError::internal(format!("the engine answered with bad JSON: {e}")))
+    }
+
+    /// Creates or updates the tables `manifest` declares, and loads their
+    /// fault rules.
+    pub async fn reconcile(
+        self: &Arc<Self>,
+        manifest: &Manifest,
+    ) -> Result<ReconcileReport, ReconcileError> {
+        let report = reconcile::reconcile(self, manifest).await?;
+        for table in manifest.tables.values() {
+            if let Some(f) = &table.faults {
+                let rule = FaultRule {
+                    rate: f.rate,
+                    error: InjectedError::parse(&f.error)
+                        .unwrap_or(InjectedError::InternalServerError),
+                    operations: f.operations.clone(),
+                };
+                if let Err(e) = self.faults.set(&table.name, rule) {
+                    tracing::warn!(table = %table.name, error = %e, "fault rule ignored");
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Starts deleting expired items every [`TTL_SWEEP_PERIOD`].
+    pub fn start_ttl_sweeper(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(TTL_SWEEP_PERIOD);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(store) = weak.upgrade() else { break };
+                match store.engine.run(|db| db.sweep_ttl()).await {
+                    Ok(Ok(0)) => {}
+                    Ok(Ok(deleted)) => {
+                        tracing::debug!(deleted, "TTL sweep deleted expired items");
+                        store.notify_change();
+                    }
+                    Ok(Err(e)) => tracing::warn!(error = %e, "TTL sweep failed"),
+                    Err(e) => tracing::warn!(error = %e, "TTL sweep failed"),
+                }
+            }
+        });
+        if let Ok(mut sweeper) = self.sweeper.lock() {
+            if let Some(old) = sweeper.replace(task) {
+                old.abort();
+            }
+        }
+    }
+
+    /// Stops the sweeper and the engine workers, and gives the data folder
+    /// up. Committed writes are already on disk (SQLite WAL), so nothing is
+    /// flushed here.
+    pub fn close(&self) {
+        if let Ok(mut sweeper) = self.sweeper.lock() {
+            if let Some(task) = sweeper.take() {
+                task.abort();
+            }
+        }
+        self.engine.shutdown();
+        if let DataLocation::Dir(dir) = &self.location {
+            release(dir);
+        }
+    }
+}
+
+impl Drop for DynamoDb {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+// ---- the data folder's owner ------------------------------------------------
+
+/// The live process (other than this one) that holds `dir`, if any.
+pub fn holder(dir: &Path) -> Option<u32> {
+    let text = std::fs::read_to_string(dir.join(PID_FILE)).ok()?;
+    let pid: u32 = text.trim().parse().ok()?;
+    (pid != std::process::id() && process_alive(pid)).then_some(pid)
+}
+
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        // Without a portable liveness check, a pid file is trusted; `reset`
+        // names it so a stale one can be removed by hand.
+        true
+    }
+}
+
+fn claim(dir: &Path) -> Result<(), DynamoDbError> {
+    if let Some(pid) = holder(dir) {
+        return Err(DynamoDbError::InUse {
+            dir: dir.to_owned(),
+            pid,
+        });
+    }
+    let path = dir.join(PID_FILE);
+    std::fs::write(&path, std::process::id().to_string())
+        .map_err(|source| DynamoDbError::Io { path, source })
+}
+
+fn release(dir: &Path) {
+    let path = dir.join(PID_FILE);
+    let ours = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|t| t.trim().parse::<u32>().ok())
+        == Some(std::process::id());
+    if ours {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Deletes a stack's tables (the database files). Refused while a live
+/// `woocom-dev` holds the folder.
+pub fn reset(location: &DataLocation) -> Result<Vec<PathBuf>, DynamoDbError> {
+    let DataLocation::Dir(dir) = location else {
+        return Ok(Vec::new());
+    };
+    if let Some(pid) = holder(dir) {
+        return Err(DynamoDbError::InUse {
+            dir: dir.clone(),
+            pid,
+        });
+    }
+    let mut removed = Vec::new();
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let path = dir.join(format!("{DATABASE_FILE}{suffix}"));
+        match std::fs::remove_file(&path) {
+            Ok(()) => removed.push(path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(DynamoDbError::Io { path, source }),
+        }
+    }
+    Ok(removed)
+}
