@@ -1,0 +1,97 @@
+//! The one error shape of the shop's APIs:
+//! `{"error": {"code": "...", "message": "...", "fields": {...}}}` with
+//! the matching HTTP status.
+
+use std::collections::BTreeMap;
+
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
+use lambda_http::{Body, Response};
+use serde_json::json;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{status} {code}: {message}")]
+pub struct ApiError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    /// Field name → what is wrong with it, for validation errors.
+    pub fields: BTreeMap<String, String>,
+}
+
+impl ApiError {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            fields: BTreeMap::new(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError::new(400, "bad_request", message)
+    }
+
+    pub fn validation(fields: BTreeMap<String, String>) -> Self {
+        let names: Vec<&str> = fields.keys().map(String::as_str).collect();
+        ApiError {
+            status: 400,
+            code: "validation_failed",
+            message: format!("invalid fields: {}", names.join(", ")),
+            fields,
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError::new(404, "not_found", message)
+    }
+
+    pub fn method_not_allowed(method: &str) -> Self {
+        ApiError::new(
+            405,
+            "method_not_allowed",
+            format!("{method} is not supported here"),
+        )
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        ApiError::new(500, "internal", message)
+    }
+
+    /// A DynamoDB call failed after the SDK's retries. The caller gets the
+    /// error code; the log gets everything.
+    pub fn storage<E>(e: aws_sdk_dynamodb::error::SdkError<E>) -> Self
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let code = e.code().unwrap_or("no answer").to_owned();
+        tracing::error!(
+            "DynamoDB call failed: {}",
+            aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+        );
+        ApiError::new(
+            503,
+            "storage_unavailable",
+            format!("the store did not answer ({code})"),
+        )
+    }
+
+    pub fn to_response(&self) -> Response<Body> {
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if !self.fields.is_empty() {
+            error["fields"] = json!(self.fields);
+        }
+        json_response(self.status, &json!({ "error": error }))
+    }
+}
+
+pub fn json_response(status: u16, body: &serde_json::Value) -> Response<Body> {
+    let mut response = Response::new(Body::Text(body.to_string()));
+    *response.status_mut() = lambda_http::http::StatusCode::from_u16(status)
+        .unwrap_or(lambda_http::http::StatusCode::OK);
+    response.headers_mut().insert(
+        "content-type",
+        lambda_http::http::HeaderValue::from_static("application/json"),
+    );
+    response
+}

@@ -1,0 +1,11 @@
+//! What every WooCom function shares: the shop's types and their
+//! validation, the repositories over DynamoDB, the JSON error shape, and the
+//! AWS SDK configuration. Table names and endpoints come from environment
+//! variables only, so the same binary runs locally and in Lambda.
+
+pub mod aws;
+pub mod error;
+pub mod product;
+
+pub use error::ApiError;
+pub use product::{Product, ProductInput, ProductRepo};
