@@ -284,12 +284,8 @@ impl Manifest {
                 message,
             }
         };
-        let raw: RawManifest = toml::from_str(text).map_err(|e| {
-            at(
-                e.span().unwrap_or(0..0),
-                e.message().trim_end().to_owned(),
-            )
-        })?;
+        let raw: RawManifest = toml::from_str(text)
+            .map_err(|e| at(e.span().unwrap_or(0..0), e.message().trim_end().to_owned()))?;
 
         let stack = {
             let raw = raw.stack.unwrap_or(RawStack {
@@ -537,7 +533,10 @@ impl Manifest {
 
     /// The folder the manifest lives in: the workspace whose crates it names.
     pub fn root(&self) -> &Path {
-        self.path.parent().unwrap_or(Path::new("."))
+        match self.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        }
     }
 }
 
@@ -600,7 +599,10 @@ function = "products"
             "{GOOD}\n[[routes]]\nmethod = \"get\"\npath = \"/products/{{sku}}\"\nfunction = \"products\"\n"
         );
         let err = parse(&text).expect_err("duplicate");
-        assert!(err.message.contains("duplicate route GET /products/{sku}"), "{err}");
+        assert!(
+            err.message.contains("duplicate route GET /products/{sku}"),
+            "{err}"
+        );
         assert_eq!(err.line, 15);
     }
 

@@ -54,7 +54,9 @@ impl RoutePath {
                     ));
                 }
                 if greedy && i + 1 != parts.len() {
-                    return Err(format!("greedy parameter `{part}` must be the last segment"));
+                    return Err(format!(
+                        "greedy parameter `{part}` must be the last segment"
+                    ));
                 }
                 let taken = segments.iter().any(|s| match s {
                     Segment::Param(n) | Segment::Greedy(n) => n == name,
@@ -186,9 +188,15 @@ mod tests {
 
     #[test]
     fn literal_is_more_specific_than_param() {
-        let (lit, _) = p("/products/featured").matches(&["products", "featured"]).expect("m");
-        let (param, _) = p("/products/{id}").matches(&["products", "featured"]).expect("m");
-        let (greedy, _) = p("/{proxy+}").matches(&["products", "featured"]).expect("m");
+        let (lit, _) = p("/products/featured")
+            .matches(&["products", "featured"])
+            .expect("m");
+        let (param, _) = p("/products/{id}")
+            .matches(&["products", "featured"])
+            .expect("m");
+        let (greedy, _) = p("/{proxy+}")
+            .matches(&["products", "featured"])
+            .expect("m");
         assert!(lit > param && param > greedy);
     }
 }
