@@ -53,11 +53,14 @@ pub async fn serve(db: Arc<DynamoDb>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let gzip_reply = accepts_gzip(&parts.headers);
     let result = async {
-        let operation = operation(&parts.headers)?;
-        // One byte past the limit tells "too large" from "exactly the limit".
+        // The body is read before anything is refused, so the connection
+        // stays usable for the client's next request (an unread body would
+        // make the server close it). One byte past the limit tells "too
+        // large" from "exactly the limit".
         let raw = axum::body::to_bytes(body, MAX_REQUEST_BYTES + 1)
             .await
             .map_err(|_| ApiError::request_too_large(MAX_REQUEST_BYTES))?;
+        let operation = operation(&parts.headers)?;
         let body = decode_body(&parts.headers, raw)?;
         tracing::debug!(operation, bytes = body.len(), "dynamodb request");
         db.call(operation, &body).await.map_err(|e| {

@@ -1,0 +1,100 @@
+//! Shared by the DynamoDB integration tests: stacks on free ports and SDK
+//! clients pointed at them over plain HTTP.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use woocom_dev::manifest::Manifest;
+use woocom_dev::{Stack, StackOptions};
+
+pub fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+pub fn manifest(name: &str) -> Manifest {
+    Manifest::load(&fixture(name)).expect("fixture manifest is valid")
+}
+
+/// The DynamoDB test stack (tests/fixtures/dynamodb.toml), in memory.
+pub async fn stack() -> Stack {
+    Stack::start(
+        StackOptions::new(manifest("dynamodb.toml"))
+            .free_ports()
+            .quiet_build(),
+    )
+    .await
+    .expect("stack starts")
+}
+
+fn credentials() -> aws_sdk_dynamodb::config::Credentials {
+    aws_sdk_dynamodb::config::Credentials::new("AKIAEXAMPLE", "secret", None, None, "test")
+}
+
+pub async fn sdk_config(endpoint: &str, max_attempts: u32) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(credentials())
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .retry_config(
+            aws_config::retry::RetryConfig::standard()
+                .with_max_attempts(max_attempts)
+                .with_initial_backoff(Duration::from_millis(5))
+                .with_max_backoff(Duration::from_millis(50)),
+        )
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .operation_timeout(Duration::from_secs(30))
+                .build(),
+        )
+        .load()
+        .await
+}
+
+/// An `aws-sdk-dynamodb` client for `endpoint`; no retries, so a test sees
+/// every error the server sends.
+pub async fn dynamodb(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(&sdk_config(endpoint, 1).await)
+}
+
+pub async fn dynamodb_with_retries(endpoint: &str, attempts: u32) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(&sdk_config(endpoint, attempts).await)
+}
+
+pub async fn streams(endpoint: &str) -> aws_sdk_dynamodbstreams::Client {
+    aws_sdk_dynamodbstreams::Client::new(&sdk_config(endpoint, 1).await)
+}
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("http client")
+}
+
+/// A folder of its own under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir =
+            std::env::temp_dir().join(format!("woocom-{label}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
