@@ -194,7 +194,7 @@ impl DynamoDb {
     pub async fn call_value(
         self: &Arc<Self>,
         operation: &str,
-        request: Value,
+        mut request: Value,
     ) -> Result<String, ApiError> {
         let Some(operation) = engine::OPERATIONS.iter().copied().find(|o| *o == operation) else {
             return Err(ApiError::unknown_operation());
@@ -203,6 +203,7 @@ impl DynamoDb {
             return Err(error);
         }
         streams_api::check_request(operation, &request)?;
+        streams_api::rewrite_request(operation, &mut request);
         let result = self
             .engine
             .run(move |db| engine::dispatch(db, operation, &request))
@@ -311,7 +312,13 @@ pub fn holder(dir: &Path) -> Option<u32> {
 
 fn process_alive(pid: u32) -> bool {
     if cfg!(target_os = "linux") {
-        Path::new("/proc").join(pid.to_string()).exists()
+        // A killed process its parent has not reaped yet is a zombie: gone.
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next())
+                != Some("Z")
+        })
     } else {
         // Without a portable liveness check, a pid file is trusted; `reset`
         // names it so a stale one can be removed by hand.

@@ -4,7 +4,11 @@
 //!   `ValidationException`s, as AWS answers them, not "not found";
 //! - DescribeStream: every shard has a `SequenceNumberRange` with a
 //!   `StartingSequenceNumber`, and an open shard no `EndingSequenceNumber`
-//!   (a consumer such as the KCL treats a shard with one as closed).
+//!   (a consumer such as the KCL treats a shard with one as closed);
+//! - shard ids are 28 to 65 characters, as the API defines them (botocore
+//!   refuses shorter ones before sending): the engine's
+//!   `shardId-00000001-<table>` is shown as [`public_shard_id`] and mapped
+//!   back on the way in.
 //!
 //! <https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_Operations_Amazon_DynamoDB_Streams.html>
 
@@ -156,6 +160,38 @@ pub fn check_request(operation: &str, request: &Value) -> Result<(), ApiError> {
     }
 }
 
+/// The id a table's one shard is shown under: AWS's form,
+/// `shardId-<20 digits>-<8 hex>` (37 characters), stable per table.
+pub fn public_shard_id(table: &str) -> String {
+    let mut hash: u32 = 0x811c_9dc5;
+    for b in table.bytes() {
+        hash = (hash ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    format!("shardId-{:020}-{hash:08x}", 1)
+}
+
+/// Maps public shard ids in a request back to the engine's.
+pub fn rewrite_request(operation: &str, request: &mut Value) {
+    let field = match operation {
+        "GetShardIterator" => "ShardId",
+        "DescribeStream" => "ExclusiveStartShardId",
+        _ => return,
+    };
+    let Some(table) = request
+        .get("StreamArn")
+        .and_then(Value::as_str)
+        .and_then(parse_stream_arn)
+        .map(|a| a.table.to_owned())
+    else {
+        return;
+    };
+    if let Some(id) = request.get_mut(field) {
+        if id.as_str() == Some(public_shard_id(&table).as_str()) {
+            *id = Value::String(dynoxide::streams::shard_id(&table));
+        }
+    }
+}
+
 /// The first sequence number a stream can hold, in the engine's public
 /// form (21 digits): what an empty shard starts at.
 const FIRST_SEQUENCE_NUMBER: &str = "100000000000000000001";
@@ -165,6 +201,11 @@ pub fn fix_describe_stream(response: String) -> String {
     let Ok(mut value) = serde_json::from_str::<Value>(&response) else {
         return response;
     };
+    let table = value
+        .pointer("/StreamDescription/TableName")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
     let Some(shards) = value
         .pointer_mut("/StreamDescription/Shards")
         .and_then(Value::as_array_mut)
@@ -175,6 +216,11 @@ pub fn fix_describe_stream(response: String) -> String {
         let Some(shard) = shard.as_object_mut() else {
             continue;
         };
+        if shard.get("ShardId").and_then(Value::as_str)
+            == Some(dynoxide::streams::shard_id(&table).as_str())
+        {
+            shard.insert("ShardId".into(), Value::String(public_shard_id(&table)));
+        }
         let range = shard
             .entry("SequenceNumberRange")
             .or_insert_with(|| Value::Object(serde_json::Map::new()));
@@ -230,6 +276,25 @@ mod tests {
             );
         }
         check_request("ListStreams", &json!({"Limit": 100})).expect("100 is allowed");
+    }
+
+    #[test]
+    fn shard_ids_are_shown_in_aws_form_and_mapped_back() {
+        let public = public_shard_id("abc");
+        assert!((28..=65).contains(&public.len()), "{public}");
+        let arn = "arn:aws:dynamodb:us-east-1:000000000000:table/abc/stream/label";
+        let mut req = json!({"StreamArn": arn, "ShardId": public});
+        rewrite_request("GetShardIterator", &mut req);
+        assert_eq!(req["ShardId"], dynoxide::streams::shard_id("abc"));
+        let engine = json!({"StreamDescription": {"TableName": "abc", "Shards": [
+            {"ShardId": dynoxide::streams::shard_id("abc")}
+        ]}});
+        let fixed: Value =
+            serde_json::from_str(&fix_describe_stream(engine.to_string())).expect("json");
+        assert_eq!(
+            fixed["StreamDescription"]["Shards"][0]["ShardId"],
+            public_shard_id("abc")
+        );
     }
 
     #[test]
