@@ -5,6 +5,7 @@
 
 mod route_path;
 pub mod tables;
+pub mod websocket;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use toml::Spanned;
 
 pub use route_path::{RoutePath, Segment};
 pub use tables::Table;
+pub use websocket::{WebSocketApi, WebSocketRoute};
 
 /// A problem in `dev.toml`, located in the file.
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +62,8 @@ pub struct Manifest {
     pub routes: Vec<Route>,
     /// DynamoDB tables (`[tables.<name>]`), by name.
     pub tables: BTreeMap<String, Table>,
+    /// The WebSocket API (`[websocket]`), when declared.
+    pub websocket: Option<WebSocketApi>,
 }
 
 #[derive(Debug, Clone)]
@@ -191,6 +195,8 @@ struct RawManifest {
     routes: Vec<Spanned<RawRoute>>,
     #[serde(default)]
     tables: BTreeMap<Spanned<String>, Spanned<tables::RawTable>>,
+    #[serde(default)]
+    websocket: Option<Spanned<websocket::RawWebSocket>>,
 }
 
 #[derive(Deserialize)]
@@ -515,6 +521,7 @@ impl Manifest {
         }
 
         let tables = tables::parse(raw.tables, &at)?;
+        let websocket = websocket::parse(raw.websocket, &functions, &at)?;
 
         Ok(Manifest {
             path: path.to_owned(),
@@ -528,6 +535,7 @@ impl Manifest {
             functions,
             routes,
             tables,
+            websocket,
         })
     }
 
