@@ -26,6 +26,7 @@ use tokio::task::JoinHandle;
 use crate::aws::{self, AwsEndpoint};
 use crate::dynamodb::{DataLocation, DynamoDb, DynamoDbError};
 use crate::gateway::rest::{self, RestApi};
+use crate::gateway::websocket::{self, WebSocketGateway};
 use crate::lambda::build::{self, BinTarget, BuildError};
 use crate::lambda::{FunctionSpec, HostSettings, LambdaHost};
 use crate::manifest::{LoadError, Manifest, Ports};
@@ -109,6 +110,7 @@ pub struct Stack {
     manifest: Manifest,
     lambda: Arc<LambdaHost>,
     rest: Arc<RestApi>,
+    websocket: Arc<WebSocketGateway>,
     dynamodb: Arc<DynamoDb>,
     shutdown: watch::Sender<bool>,
     servers: Vec<JoinHandle<()>>,
@@ -222,7 +224,7 @@ impl Stack {
             health: format!("http://127.0.0.1:{}{}", port_of(&aws_listener), aws::HEALTH_PATH),
         });
 
-        let shared_env: BTreeMap<String, String> = [
+        let mut shared_env: BTreeMap<String, String> = [
             "AWS_ENDPOINT_URL_DYNAMODB",
             "AWS_ENDPOINT_URL_DYNAMODB_STREAMS",
             "AWS_ENDPOINT_URL_LAMBDA",
@@ -230,6 +232,9 @@ impl Stack {
         .iter()
         .map(|k| ((*k).to_owned(), urls.aws.clone()))
         .collect();
+        // The @connections endpoint; Terraform sets the real API's URL.
+        let websocket_endpoint = format!("http://127.0.0.1:{}/{stage}", port_of(&ws_listener));
+        shared_env.insert("WOOCOM_WEBSOCKET_ENDPOINT".to_owned(), websocket_endpoint);
         let lambda = LambdaHost::new(
             HostSettings {
                 region: manifest.stack.region.clone(),
@@ -248,6 +253,16 @@ impl Stack {
         rest_api
             .port
             .store(port_of(&api_listener), std::sync::atomic::Ordering::Relaxed);
+        let websocket_api = WebSocketGateway::new(
+            api_id(&format!("{}/websocket", manifest.stack.name)),
+            stage.clone(),
+            manifest.websocket.clone().unwrap_or_default(),
+            std::time::Duration::from_millis(manifest.api.integration_timeout_ms),
+            lambda.clone(),
+        );
+        websocket_api
+            .port
+            .store(port_of(&ws_listener), std::sync::atomic::Ordering::Relaxed);
 
         let (shutdown, _) = watch::channel(false);
         let serve = |listener: TcpListener, router: axum::Router| {
@@ -263,7 +278,7 @@ impl Stack {
         };
         let servers = vec![
             serve(api_listener, rest::router(rest_api.clone())),
-            serve(ws_listener, websocket_placeholder()),
+            serve(ws_listener, websocket::router(websocket_api.clone())),
             serve(
                 aws_listener,
                 aws::router(AwsEndpoint {
@@ -278,6 +293,7 @@ impl Stack {
             manifest,
             lambda,
             rest: rest_api,
+            websocket: websocket_api,
             dynamodb,
             shutdown,
             servers,
@@ -300,6 +316,11 @@ impl Stack {
         &self.rest
     }
 
+    /// The WebSocket API: its open connections, for tests and benchmarks.
+    pub fn websocket(&self) -> &Arc<WebSocketGateway> {
+        &self.websocket
+    }
+
     /// The DynamoDB service: its change signal and engine, for the stream
     /// poller and tests.
     pub fn dynamodb(&self) -> &Arc<DynamoDb> {
@@ -309,6 +330,7 @@ impl Stack {
     /// Stops the listeners and every function process, and waits for them.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
+        self.websocket.shutdown().await;
         self.lambda.shutdown().await;
         for server in self.servers.drain(..) {
             // Keep-alive connections may hold graceful shutdown open; the
@@ -323,6 +345,7 @@ impl Stack {
 impl Drop for Stack {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
+        self.websocket.stop();
         for server in &self.servers {
             server.abort();
         }
@@ -334,17 +357,4 @@ impl Drop for Stack {
             handle.spawn(async move { lambda.shutdown().await });
         }
     }
-}
-
-/// The WebSocket listener is bound (so its URL is stable from the first
-/// start) and answers plain HTTP as API Gateway does for a non-upgrade
-/// request; WebSocket routing is added by the WebSocket API service.
-fn websocket_placeholder() -> axum::Router {
-    axum::Router::new().fallback(|| async {
-        (
-            axum::http::StatusCode::FORBIDDEN,
-            [("content-type", "application/json")],
-            r#"{"message":"Forbidden"}"#,
-        )
-    })
 }

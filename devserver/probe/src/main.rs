@@ -8,6 +8,14 @@
 //! the request body / the `response` field verbatim as the result),
 //! `sleep` (`ms`), `panic`, `exit` (`code`), `error`, `big` (`bytes`).
 //! `PROBE_FAIL_INIT=1` makes it fail before reaching the Runtime API.
+//!
+//! WebSocket events (`requestContext.eventType` present) are handled by
+//! [`websocket`]: `$connect` accepts unless the query has `reject=<status>`
+//! (or `fail`); messages act on their body's `action`: `echo` answers the
+//! event as the body, `push` posts `data` back to the caller through the
+//! `@connections` API at `WOOCOM_WEBSOCKET_ENDPOINT`, `error` fails,
+//! `sleep` waits `ms`. With `PROBE_WS_LOG` set, every WebSocket event is
+//! appended to that file as one JSON line (tests read `$disconnect` there).
 
 use std::time::Duration;
 
@@ -46,6 +54,9 @@ fn number(v: &Value) -> u64 {
 
 async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
     let (payload, context) = event.into_parts();
+    if let Some(event_type) = payload["requestContext"]["eventType"].as_str() {
+        return websocket(event_type, &payload).await;
+    }
     let (mode, args) = options(&payload);
     println!("probe: mode {mode}");
     let is_api = payload.get("httpMethod").is_some();
@@ -108,4 +119,93 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
     } else {
         report
     })
+}
+
+/// A WebSocket API event: see the module documentation.
+async fn websocket(event_type: &str, event: &Value) -> Result<Value, Error> {
+    if let Ok(path) = std::env::var("PROBE_WS_LOG") {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        writeln!(file, "{event}")?;
+    }
+    match event_type {
+        "CONNECT" => {
+            let q = &event["queryStringParameters"];
+            if q.get("fail").is_some() {
+                return Err("probe refused the connection by failing".into());
+            }
+            if let Some(status) = q.get("reject") {
+                let status = number(status);
+                return Ok(json!({ "statusCode": if status == 0 { 403 } else { status } }));
+            }
+            Ok(json!({ "statusCode": 200 }))
+        }
+        "MESSAGE" => {
+            let body: Value = event["body"]
+                .as_str()
+                .and_then(|b| serde_json::from_str(b).ok())
+                .unwrap_or(Value::Null);
+            match body["action"].as_str().unwrap_or("") {
+                "error" => Err("probe failed on purpose".into()),
+                "sleep" => {
+                    tokio::time::sleep(Duration::from_millis(number(&body["ms"]))).await;
+                    Ok(json!({ "statusCode": 200, "body": "slept" }))
+                }
+                "push" => {
+                    let id = event["requestContext"]["connectionId"]
+                        .as_str()
+                        .unwrap_or("");
+                    let data = match &body["data"] {
+                        Value::String(s) => s.clone(),
+                        Value::Null => event.to_string(),
+                        other => other.to_string(),
+                    };
+                    let status = post_to_connection(id, data.as_bytes()).await?;
+                    Ok(
+                        json!({ "statusCode": 200, "body": json!({ "pushed": status }).to_string() }),
+                    )
+                }
+                _ => Ok(json!({ "statusCode": 200, "body": event.to_string() })),
+            }
+        }
+        _ => Ok(json!({ "statusCode": 200 })),
+    }
+}
+
+/// `POST <WOOCOM_WEBSOCKET_ENDPOINT>/@connections/<id>` over plain HTTP/1.1
+/// (loopback only: the probe carries no HTTP client); returns the status.
+async fn post_to_connection(id: &str, data: &[u8]) -> Result<u16, Error> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let endpoint = std::env::var("WOOCOM_WEBSOCKET_ENDPOINT")?;
+    let rest = endpoint
+        .strip_prefix("http://")
+        .ok_or("WOOCOM_WEBSOCKET_ENDPOINT is not an http:// URL")?;
+    let (host, stage) = rest.split_once('/').unwrap_or((rest, ""));
+    let id: String = id
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let mut stream = tokio::net::TcpStream::connect(host).await?;
+    let head = format!(
+        "POST /{stage}/@connections/{id} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        data.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(data).await?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await?;
+    let status = String::from_utf8_lossy(&response)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("no HTTP status in the @connections answer")?;
+    Ok(status)
 }

@@ -1,3 +1,5 @@
-//! API Gateway emulation: the REST API (Lambda proxy integrations).
+//! API Gateway emulation: the REST API and the WebSocket API (Lambda proxy
+//! integrations).
 
 pub mod rest;
+pub mod websocket;
