@@ -342,3 +342,26 @@ fn strip_position(text: &str) -> &str {
         _ => text,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_engine_panic_is_a_500_and_the_worker_lives_on() {
+        let engine = Engine::new(Database::memory().expect("db"), None, 1).expect("engine");
+        let err = engine
+            .run(|_db| -> () { panic!("engine bug") })
+            .await
+            .expect_err("panic is an error");
+        assert_eq!(err.status, http::StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(err.code(), "InternalServerError");
+        // The only worker survived its panic.
+        let tables = engine
+            .run(|db| dispatch(db, "ListTables", &serde_json::json!({})))
+            .await
+            .expect("worker alive");
+        assert!(tables.is_ok());
+        engine.shutdown();
+    }
+}
