@@ -81,7 +81,7 @@ async fn tables_from_dev_toml_exist_with_keys_indexes_streams_and_ttl() {
         Some("by_status")
     );
     let spec = table.stream_specification.expect("stream");
-    assert_eq!(spec.stream_enabled, true);
+    assert!(spec.stream_enabled);
     assert_eq!(
         spec.stream_view_type
             .map(|v| v.as_str().to_owned())

@@ -148,15 +148,15 @@ pub fn tables_of(request: &Value) -> Vec<String> {
             }
         }
     }
-    if let Some(arn) = request.get("StreamArn").and_then(Value::as_str) {
-        if let Some(t) = super::streams_api::parse_stream_arn(arn) {
-            tables.push(t.table.to_owned());
-        }
+    if let Some(arn) = request.get("StreamArn").and_then(Value::as_str)
+        && let Some(t) = super::streams_api::parse_stream_arn(arn)
+    {
+        tables.push(t.table.to_owned());
     }
-    if let Some(it) = request.get("ShardIterator").and_then(Value::as_str) {
-        if let Some((t, _, _)) = dynoxide::actions::get_shard_iterator::decode_shard_iterator(it) {
-            tables.push(t);
-        }
+    if let Some(it) = request.get("ShardIterator").and_then(Value::as_str)
+        && let Some((t, _, _)) = dynoxide::actions::get_shard_iterator::decode_shard_iterator(it)
+    {
+        tables.push(t);
     }
     if let Some(s) = request.get("Statement").and_then(Value::as_str) {
         tables.extend(partiql_table(s));

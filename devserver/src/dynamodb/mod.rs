@@ -90,7 +90,7 @@ pub enum DynamoDbError {
     #[error("cannot open the DynamoDB database {}: {source}", path.display())]
     Open {
         path: PathBuf,
-        source: dynoxide::DynoxideError,
+        source: Box<dynoxide::DynoxideError>,
     },
     #[error(
         "{} is in use by another woocom-dev (pid {pid}): stop it first, or give this stack another [stack] name",
@@ -100,7 +100,7 @@ pub enum DynamoDbError {
     #[error("cannot start the DynamoDB engine: {0}")]
     Engine(std::io::Error),
     #[error(transparent)]
-    Reconcile(#[from] ReconcileError),
+    Reconcile(Box<ReconcileError>),
 }
 
 /// The DynamoDB service of one stack.
@@ -122,7 +122,7 @@ impl DynamoDb {
             DataLocation::Memory => (
                 dynoxide::Database::memory().map_err(|source| DynamoDbError::Open {
                     path: PathBuf::from(":memory:"),
-                    source,
+                    source: Box::new(source),
                 })?,
                 None,
             ),
@@ -136,7 +136,7 @@ impl DynamoDb {
                 let db = dynoxide::Database::new(&file.to_string_lossy()).map_err(|source| {
                     DynamoDbError::Open {
                         path: file.clone(),
-                        source,
+                        source: Box::new(source),
                     }
                 })?;
                 (db, Some(file))
@@ -272,10 +272,10 @@ impl DynamoDb {
                 }
             }
         });
-        if let Ok(mut sweeper) = self.sweeper.lock() {
-            if let Some(old) = sweeper.replace(task) {
-                old.abort();
-            }
+        if let Ok(mut sweeper) = self.sweeper.lock()
+            && let Some(old) = sweeper.replace(task)
+        {
+            old.abort();
         }
     }
 
@@ -283,15 +283,21 @@ impl DynamoDb {
     /// up. Committed writes are already on disk (SQLite WAL), so nothing is
     /// flushed here.
     pub fn close(&self) {
-        if let Ok(mut sweeper) = self.sweeper.lock() {
-            if let Some(task) = sweeper.take() {
-                task.abort();
-            }
+        if let Ok(mut sweeper) = self.sweeper.lock()
+            && let Some(task) = sweeper.take()
+        {
+            task.abort();
         }
         self.engine.shutdown();
         if let DataLocation::Dir(dir) = &self.location {
             release(dir);
         }
+    }
+}
+
+impl From<ReconcileError> for DynamoDbError {
+    fn from(e: ReconcileError) -> Self {
+        DynamoDbError::Reconcile(Box::new(e))
     }
 }
 

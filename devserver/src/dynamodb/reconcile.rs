@@ -62,13 +62,17 @@ fn incompatible_message(file: &std::path::Path, changes: &[(String, usize, Strin
     out
 }
 
+/// Key attributes as (name, HASH or RANGE, type).
+type Keys = Vec<(String, String, String)>;
+/// Index name -> (keys, projection).
+type IndexShapes = BTreeMap<String, (Keys, String)>;
+
 /// The parts of a table that decide whether it matches its declaration.
 #[derive(Debug, PartialEq)]
 struct Shape {
-    keys: Vec<(String, String, String)>,
-    /// Index name -> (keys, projection), for comparisons.
-    local: BTreeMap<String, (Vec<(String, String, String)>, String)>,
-    global: BTreeMap<String, (Vec<(String, String, String)>, String)>,
+    keys: Keys,
+    local: IndexShapes,
+    global: IndexShapes,
     /// The view type when a stream is on.
     stream: Option<String>,
 }

@@ -185,10 +185,10 @@ pub fn rewrite_request(operation: &str, request: &mut Value) {
     else {
         return;
     };
-    if let Some(id) = request.get_mut(field) {
-        if id.as_str() == Some(public_shard_id(&table).as_str()) {
-            *id = Value::String(dynoxide::streams::shard_id(&table));
-        }
+    if let Some(id) = request.get_mut(field)
+        && id.as_str() == Some(public_shard_id(&table).as_str())
+    {
+        *id = Value::String(dynoxide::streams::shard_id(&table));
     }
 }
 

@@ -24,16 +24,17 @@
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::ManifestError;
 
 /// A table as declared.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Table {
     pub name: String,
     /// Line of `[tables.<name>]`, for messages about the table.
+    #[serde(skip)]
     pub line: usize,
     pub partition_key: KeyAttribute,
     pub sort_key: Option<KeyAttribute>,
@@ -41,10 +42,12 @@ pub struct Table {
     pub local_indexes: Vec<Index>,
     pub stream: Option<StreamViewType>,
     pub ttl_attribute: Option<String>,
+    /// Local fault injection; not deployed.
+    #[serde(skip)]
     pub faults: Option<TableFaults>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyAttribute {
     pub name: String,
@@ -52,7 +55,7 @@ pub struct KeyAttribute {
     pub kind: AttributeType,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 pub enum AttributeType {
     #[default]
     S,
@@ -70,7 +73,7 @@ impl AttributeType {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Index {
     pub name: String,
     /// For a local index, the table's partition key.
@@ -86,7 +89,24 @@ pub enum Projection {
     Include(Vec<String>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// As DynamoDB's `Projection`: `{"type": "ALL" | "KEYS_ONLY" | "INCLUDE",
+/// "non_key_attributes": [...]}`, the shape Terraform's index blocks take.
+impl Serialize for Projection {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let (kind, attributes): (&str, &[String]) = match self {
+            Projection::All => ("ALL", &[]),
+            Projection::KeysOnly => ("KEYS_ONLY", &[]),
+            Projection::Include(a) => ("INCLUDE", a),
+        };
+        let mut st = s.serialize_struct("Projection", 2)?;
+        st.serialize_field("type", kind)?;
+        st.serialize_field("non_key_attributes", attributes)?;
+        st.end()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 pub enum StreamViewType {
     #[serde(rename = "KEYS_ONLY")]
     KeysOnly,
@@ -274,17 +294,17 @@ pub(super) fn parse(
         }
         for (index_name, index) in &t.local_indexes {
             check_index_name(&table_name, index_name, &mut index_names, at)?;
-            if let Some(pk) = &index.partition_key {
-                if pk.get_ref() != &partition_key {
-                    return Err(at(
-                        pk.span(),
-                        format!(
-                            "table `{table_name}`: local index `{}` shares the table's partition key `{}`; leave partition_key out",
-                            index_name.get_ref(),
-                            partition_key.name
-                        ),
-                    ));
-                }
+            if let Some(pk) = &index.partition_key
+                && pk.get_ref() != &partition_key
+            {
+                return Err(at(
+                    pk.span(),
+                    format!(
+                        "table `{table_name}`: local index `{}` shares the table's partition key `{}`; leave partition_key out",
+                        index_name.get_ref(),
+                        partition_key.name
+                    ),
+                ));
             }
             let Some(sk) = &index.sort_key else {
                 return Err(at(
