@@ -6,7 +6,9 @@
 //! The mode comes from the `probe` query parameter (API Gateway events) or
 //! the `probe` field (direct invocations): `echo` (default), `raw` (return
 //! the request body / the `response` field verbatim as the result),
-//! `sleep` (`ms`), `panic`, `exit` (`code`), `error`, `big` (`bytes`).
+//! `sleep` (`ms`), `panic`, `exit` (`code`), `error`, `big` (`bytes`),
+//! `ok` (a fixed small proxy response at once, without logging: for
+//! benchmarks, so the function's own work does not dominate).
 //! `PROBE_FAIL_INIT=1` makes it fail before reaching the Runtime API.
 //!
 //! WebSocket events (`requestContext.eventType` present) are handled by
@@ -58,6 +60,13 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
         return websocket(event_type, &payload).await;
     }
     let (mode, args) = options(&payload);
+    if mode == "ok" {
+        return Ok(json!({
+            "statusCode": 200,
+            "headers": { "content-type": "application/json" },
+            "body": r#"{"ok":true}"#,
+        }));
+    }
     println!("probe: mode {mode}");
     let is_api = payload.get("httpMethod").is_some();
     match mode.as_str() {

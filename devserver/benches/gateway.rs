@@ -1,0 +1,463 @@
+//! Warm request throughput and latency through the REST gateway and a Lambda
+//! function, next to a plain axum handler measured in the same run (issue #2):
+//!
+//! ```text
+//! cargo bench -p woocom-dev --bench gateway
+//! ```
+//!
+//! The stack is `benches/bench.toml` started in-process on free ports (the
+//! stack builds the probe function with cargo, as `woocom-dev up` does);
+//! every request is `GET /bench/ping?probe=ok`, which the probe answers at
+//! once with `{"ok":true}`. The plain axum server answers the same body.
+//! For each connection count, a closed loop of keep-alive HTTP/1.1
+//! connections (one hyper client each) runs for a fixed time against each
+//! server, after a warm-up that also starts the function's instances.
+//! Load goes to 127.0.0.1 only and stops by itself.
+//!
+//! Options, as `--name value` after `--` or as environment variables:
+//! - `--secs` / `BENCH_SECS`: seconds per measured run (default 4);
+//! - `--warmup` / `BENCH_WARMUP_SECS`: seconds of warm-up per server (1);
+//! - `--connections` / `BENCH_CONNECTIONS`: comma list (default `1,32`);
+//! - `--concurrency` / `BENCH_CONCURRENCY`: the function's instances
+//!   (default: `concurrency` in bench.toml);
+//! - `--server-threads` / `BENCH_SERVER_THREADS`: tokio workers of the
+//!   servers' runtime (default: one per core, as `woocom-dev up`);
+//! - `--release-functions` / `BENCH_RELEASE_FUNCTIONS=1`: build the function
+//!   with `--release` (default: a debug build, as `woocom-dev up`).
+//!
+//! The devserver's logs are off unless `WOOCOM_LOG` sets a filter (e.g.
+//! `WOOCOM_LOG=info`); they are then formatted as `woocom-dev up` formats
+//! them and thrown away, so the figures include their cost but not a
+//! terminal's.
+//!
+//! Quick run: `cargo bench -p woocom-dev --bench gateway -- --secs 1 --warmup 0.5`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use woocom_dev::{Stack, StackOptions};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What both servers answer.
+const BODY: &[u8] = br#"{"ok":true}"#;
+/// A bound on requests per connection and run, so a run stops even if the
+/// clock misbehaves.
+const MAX_REQUESTS_PER_CONNECTION: usize = 2_000_000;
+/// Targets from issue #2.
+const TARGET_ADDED_P50_MS: f64 = 0.3;
+const TARGET_RATIO: f64 = 1.0 / 6.0;
+
+struct Options {
+    secs: f64,
+    warmup: f64,
+    connections: Vec<usize>,
+    concurrency: Option<usize>,
+    server_threads: Option<usize>,
+    release_functions: bool,
+}
+
+impl Options {
+    fn parse() -> Result<Options, BoxError> {
+        let mut values: Vec<(String, String)> = [
+            ("secs", "BENCH_SECS"),
+            ("warmup", "BENCH_WARMUP_SECS"),
+            ("connections", "BENCH_CONNECTIONS"),
+            ("concurrency", "BENCH_CONCURRENCY"),
+            ("server-threads", "BENCH_SERVER_THREADS"),
+            ("release-functions", "BENCH_RELEASE_FUNCTIONS"),
+        ]
+        .iter()
+        .filter_map(|(name, var)| Some(((*name).to_owned(), std::env::var(var).ok()?)))
+        .collect();
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            // `cargo bench` passes `--bench` to every bench binary.
+            if arg == "--bench" {
+                continue;
+            }
+            let Some(name) = arg.strip_prefix("--") else {
+                eprintln!("ignoring argument `{arg}`");
+                continue;
+            };
+            let (name, value) = match name.split_once('=') {
+                Some((n, v)) => (n.to_owned(), v.to_owned()),
+                None if name == "release-functions" => (name.to_owned(), "1".to_owned()),
+                None => (
+                    name.to_owned(),
+                    args.next().ok_or(format!("--{name} needs a value"))?,
+                ),
+            };
+            values.push((name, value));
+        }
+        let mut options = Options {
+            secs: 4.0,
+            warmup: 1.0,
+            connections: vec![1, 32],
+            concurrency: None,
+            server_threads: None,
+            release_functions: false,
+        };
+        for (name, value) in values {
+            let bad = |e: &dyn std::fmt::Display| format!("bad value `{value}` for {name}: {e}");
+            match name.as_str() {
+                "secs" => options.secs = value.parse().map_err(|e| bad(&e))?,
+                "warmup" => options.warmup = value.parse().map_err(|e| bad(&e))?,
+                "connections" => {
+                    options.connections = value
+                        .split(',')
+                        .map(|c| c.trim().parse::<usize>())
+                        .collect::<Result<_, _>>()
+                        .map_err(|e| bad(&e))?;
+                }
+                "concurrency" => options.concurrency = Some(value.parse().map_err(|e| bad(&e))?),
+                "server-threads" => {
+                    options.server_threads = Some(value.parse().map_err(|e| bad(&e))?);
+                }
+                "release-functions" => options.release_functions = value == "1",
+                _ => return Err(format!("unknown option --{name}").into()),
+            }
+        }
+        let secs_ok = |s: f64| s.is_finite() && (0.0..=600.0).contains(&s);
+        if !secs_ok(options.secs) || options.secs == 0.0 || !secs_ok(options.warmup) {
+            return Err("durations must be between 0 and 600 seconds".into());
+        }
+        if options.connections.iter().any(|&c| c == 0 || c > 1024) {
+            return Err("connection counts must be between 1 and 1024".into());
+        }
+        if options.concurrency.is_some_and(|c| c == 0 || c > 256) {
+            return Err("concurrency must be between 1 and 256".into());
+        }
+        Ok(options)
+    }
+}
+
+/// Where to send `GET`s.
+#[derive(Clone)]
+struct Target {
+    name: &'static str,
+    addr: SocketAddr,
+    /// Path and query.
+    path: String,
+}
+
+/// One measured run.
+struct Run {
+    requests: usize,
+    errors: usize,
+    first_error: Option<String>,
+    elapsed: Duration,
+    /// Sorted request latencies.
+    latencies: Vec<Duration>,
+}
+
+impl Run {
+    fn per_second(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile_ms(&self, p: f64) -> f64 {
+        if self.latencies.is_empty() {
+            return f64::NAN;
+        }
+        let index = ((self.latencies.len() as f64 * p) as usize).min(self.latencies.len() - 1);
+        self.latencies[index].as_secs_f64() * 1000.0
+    }
+}
+
+fn main() -> Result<(), BoxError> {
+    let options = Options::parse()?;
+    if let Ok(filter) = std::env::var("WOOCOM_LOG") {
+        // As `woocom-dev up` logs, into a sink.
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::sink)
+            .compact()
+            .init();
+    }
+
+    let mut servers = tokio::runtime::Builder::new_multi_thread();
+    servers.enable_all().thread_name("bench-server");
+    if let Some(n) = options.server_threads {
+        servers.worker_threads(n);
+    }
+    let servers = servers.build()?;
+    // The load generator has its own thread, as an outside client would.
+    let client = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/bench.toml");
+    let mut stack_options = StackOptions::from_manifest_file(&manifest)?
+        .free_ports()
+        .quiet_build();
+    stack_options.release = options.release_functions;
+    if let Some(concurrency) = options.concurrency {
+        for function in stack_options.manifest.functions.values_mut() {
+            function.concurrency = concurrency;
+        }
+    }
+    let concurrency = stack_options
+        .manifest
+        .functions
+        .values()
+        .map(|f| f.concurrency)
+        .max()
+        .unwrap_or(0);
+    eprintln!(
+        "building the probe function ({} build)...",
+        if options.release_functions {
+            "release"
+        } else {
+            "debug"
+        }
+    );
+    let stack = servers.block_on(Stack::start(stack_options))?;
+    let plain_addr = servers.block_on(start_plain_axum())?;
+
+    let api: url_parts::ApiUrl = url_parts::parse(&stack.urls().api)?;
+    let gateway = Target {
+        name: "gateway + function",
+        addr: api.addr,
+        path: format!("{}/ping?probe=ok", api.path),
+    };
+    let plain = Target {
+        name: "plain axum",
+        addr: plain_addr,
+        path: "/ping?probe=ok".to_owned(),
+    };
+
+    let result = client.block_on(measure(&options, concurrency, &gateway, &plain));
+    servers.block_on(stack.shutdown());
+    result
+}
+
+async fn measure(
+    options: &Options,
+    concurrency: usize,
+    gateway: &Target,
+    plain: &Target,
+) -> Result<(), BoxError> {
+    // A first request shows a misconfigured stack plainly.
+    for target in [plain, gateway] {
+        let mut sender = connect(target.addr).await?;
+        let (status, body) = get(&mut sender, target).await?;
+        if status != 200 || body != BODY {
+            return Err(format!(
+                "{} answered {status} {}",
+                target.name,
+                String::from_utf8_lossy(&body)
+            )
+            .into());
+        }
+    }
+
+    let most = options.connections.iter().copied().max().unwrap_or(1);
+    let warmup = Duration::from_secs_f64(options.warmup);
+    let run_time = Duration::from_secs_f64(options.secs);
+    println!();
+    println!(
+        "gateway benchmark: GET /ping, {:?} keep-alive connections, {} s per run after {} s of warm-up",
+        options.connections, options.secs, options.warmup
+    );
+    println!(
+        "function: {} build, {concurrency} instances at most; devserver logs: {}; server runtime threads: {}; cores: {}",
+        if options.release_functions {
+            "release"
+        } else {
+            "debug"
+        },
+        std::env::var("WOOCOM_LOG").unwrap_or_else(|_| "off".to_owned()),
+        options
+            .server_threads
+            .map_or_else(|| "default".to_owned(), |n| n.to_string()),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+    );
+    println!();
+    println!(
+        "{:>5}  {:<20} {:>9} {:>10} {:>9} {:>9}",
+        "conns", "server", "requests", "req/s", "p50 ms", "p99 ms"
+    );
+    let mut failed = false;
+    for &connections in &options.connections {
+        let mut runs = Vec::new();
+        for target in [plain, gateway] {
+            if !warmup.is_zero() {
+                load(target, most.max(connections), warmup).await?;
+            }
+            let run = load(target, connections, run_time).await?;
+            println!(
+                "{connections:>5}  {:<20} {:>9} {:>10.0} {:>9.3} {:>9.3}",
+                target.name,
+                run.requests,
+                run.per_second(),
+                run.percentile_ms(0.50),
+                run.percentile_ms(0.99),
+            );
+            if run.errors > 0 {
+                failed = true;
+                println!(
+                    "       {} failed requests; first: {}",
+                    run.errors,
+                    run.first_error.as_deref().unwrap_or("?")
+                );
+            }
+            runs.push(run);
+        }
+        let (plain_run, gateway_run) = (&runs[0], &runs[1]);
+        let added = gateway_run.percentile_ms(0.50) - plain_run.percentile_ms(0.50);
+        let ratio = gateway_run.per_second() / plain_run.per_second();
+        let target_note = if connections == 1 {
+            format!(
+                "target: added p50 < {TARGET_ADDED_P50_MS} ms: {}",
+                verdict(added < TARGET_ADDED_P50_MS)
+            )
+        } else {
+            format!(
+                "target: ratio >= 1/6 at 32 connections: {}",
+                verdict(ratio >= TARGET_RATIO)
+            )
+        };
+        println!(
+            "       added p50 {added:.3} ms; throughput ratio {ratio:.3} (1/{:.1}); {target_note}",
+            1.0 / ratio
+        );
+    }
+    println!();
+    if failed {
+        return Err("some requests failed (see above)".into());
+    }
+    Ok(())
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "NOT met" }
+}
+
+async fn start_plain_axum() -> Result<SocketAddr, BoxError> {
+    let app = axum::Router::new().route(
+        "/ping",
+        axum::routing::get(|| async { ([("content-type", "application/json")], BODY) }),
+    );
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(addr)
+}
+
+async fn connect(addr: SocketAddr) -> Result<SendRequest<Empty<Bytes>>, BoxError> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+async fn get(
+    sender: &mut SendRequest<Empty<Bytes>>,
+    target: &Target,
+) -> Result<(u16, Bytes), BoxError> {
+    let request = http::Request::get(target.path.as_str())
+        .header(http::header::HOST, target.addr.to_string())
+        .header(http::header::USER_AGENT, "woocom-bench")
+        .header(http::header::ACCEPT, "*/*")
+        .body(Empty::<Bytes>::new())?;
+    sender.ready().await?;
+    let response = sender.send_request(request).await?;
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok((status, body))
+}
+
+/// A closed loop: each connection sends its next request when the last one
+/// is answered, until `duration` has passed.
+async fn load(target: &Target, connections: usize, duration: Duration) -> Result<Run, BoxError> {
+    let mut senders = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        senders.push(connect(target.addr).await?);
+    }
+    let shared = Arc::new(target.clone());
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = senders
+        .into_iter()
+        .map(|mut sender| {
+            let target = shared.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut errors = 0;
+                let mut first_error = None;
+                while Instant::now() < deadline && latencies.len() < MAX_REQUESTS_PER_CONNECTION {
+                    let sent = Instant::now();
+                    let problem = match get(&mut sender, &target).await {
+                        Ok((200, body)) if body == BODY => None,
+                        Ok((status, body)) => {
+                            Some(format!("{status} {}", String::from_utf8_lossy(&body)))
+                        }
+                        Err(e) => Some(e.to_string()),
+                    };
+                    latencies.push(sent.elapsed());
+                    if let Some(problem) = problem {
+                        errors += 1;
+                        first_error.get_or_insert(problem);
+                        // A broken connection stays broken.
+                        if sender.is_closed() {
+                            break;
+                        }
+                    }
+                }
+                (latencies, errors, first_error)
+            })
+        })
+        .collect();
+    let mut run = Run {
+        requests: 0,
+        errors: 0,
+        first_error: None,
+        elapsed: Duration::ZERO,
+        latencies: Vec::new(),
+    };
+    for task in tasks {
+        let (latencies, errors, first_error) = task.await?;
+        run.requests += latencies.len();
+        run.latencies.extend(latencies);
+        run.errors += errors;
+        if run.first_error.is_none() {
+            run.first_error = first_error;
+        }
+    }
+    run.elapsed = started.elapsed();
+    run.latencies.sort_unstable();
+    Ok(run)
+}
+
+mod url_parts {
+    use std::net::SocketAddr;
+
+    pub struct ApiUrl {
+        pub addr: SocketAddr,
+        /// `/stage`
+        pub path: String,
+    }
+
+    /// `http://127.0.0.1:4000/local` → its address and path.
+    pub fn parse(url: &str) -> Result<ApiUrl, super::BoxError> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("unexpected API URL {url}"))?;
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        Ok(ApiUrl {
+            addr: authority.parse()?,
+            path: format!("/{path}"),
+        })
+    }
+}
