@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tokio::process::Command;
-use tokio::sync::{Notify, oneshot, watch};
+use tokio::sync::{Notify, oneshot};
 
 use super::logs::{self, LogTarget};
 use super::pool::{Completion, FunctionPool, Pending};
@@ -29,6 +29,8 @@ struct InFlight {
     request_id: String,
     done: oneshot::Sender<Completion>,
     started: Instant,
+    /// When the function's timeout ends this invocation.
+    deadline: Instant,
 }
 
 #[derive(Default)]
@@ -46,7 +48,10 @@ pub(crate) struct Instance {
     pub pool: Weak<FunctionPool>,
     state: Mutex<InstanceState>,
     stop: Notify,
-    deadline: watch::Sender<Option<Instant>>,
+    /// Wakes the monitor when an invocation starts, so it can watch the
+    /// deadline. The monitor is not woken when one ends: it looks at the
+    /// current invocation when its timer fires (see [`run`]).
+    started: Notify,
     function: Mutex<Option<Arc<FunctionSpec>>>,
     pid: Mutex<Option<u32>>,
 }
@@ -64,7 +69,7 @@ impl Instance {
             pool,
             state: Mutex::new(InstanceState::default()),
             stop: Notify::new(),
-            deadline: watch::Sender::new(None),
+            started: Notify::new(),
             function: Mutex::new(None),
             pid: Mutex::new(None),
         })
@@ -108,14 +113,15 @@ impl Instance {
                 request_id: pending.dispatch.request_id.clone(),
                 done: pending.done,
                 started: now,
+                deadline,
             });
             state.log_target = Some(LogTarget {
                 request_id: pending.dispatch.request_id.clone(),
                 buffer: pending.log,
             });
         }
-        self.deadline.send_replace(Some(deadline));
-        self.log(&format!(
+        self.started.notify_one();
+        self.log(format_args!(
             "START RequestId: {} Version: {LATEST}",
             pending.dispatch.request_id
         ));
@@ -139,7 +145,6 @@ impl Instance {
             Ok(()) => Ok(()),
             Err(dispatch) => {
                 let in_flight = self.lock().current.take();
-                self.deadline.send_replace(None);
                 match in_flight {
                     Some(f) => Err(Pending {
                         dispatch,
@@ -182,7 +187,6 @@ impl Instance {
                 _ => return Err(()),
             }
         };
-        self.deadline.send_replace(None);
         if let Some(f) = in_flight {
             self.report(&f);
             let _ = f.done.send(completion);
@@ -194,10 +198,18 @@ impl Instance {
         self.lock().init_error = Some(body);
     }
 
-    fn log(&self, line: &str) {
+    /// Logs a line of the platform's own (START, END, REPORT); formats it
+    /// only when someone reads it.
+    fn log(&self, line: std::fmt::Arguments<'_>) {
+        let target = {
+            let state = self.lock();
+            if !logs::wanted(state.log_target.as_ref()) {
+                return;
+            }
+            state.log_target.clone()
+        };
         if let Some(spec) = self.spec() {
-            let target = self.lock().log_target.clone();
-            logs::emit(&spec.config.name, target.as_ref(), line);
+            logs::emit(&spec.config.name, target.as_ref(), &line.to_string());
         }
     }
 
@@ -215,8 +227,8 @@ impl Instance {
             .and_then(|p| *p)
             .and_then(logs::peak_memory_mb)
             .unwrap_or(0);
-        self.log(&format!("END RequestId: {}", f.request_id));
-        self.log(&format!(
+        self.log(format_args!("END RequestId: {}", f.request_id));
+        self.log(format_args!(
                 "REPORT RequestId: {}\tDuration: {ms:.2} ms\tBilled Duration: {} ms\tMemory Size: {} MB\tMax Memory Used: {max_mb} MB\t",
                 f.request_id,
                 ms.ceil() as u64,
@@ -224,9 +236,21 @@ impl Instance {
         ));
     }
 
-    fn abort_current(&self, why: Abort) {
-        let in_flight = self.lock().current.take();
-        self.deadline.send_replace(None);
+    /// When the current invocation's timeout ends it, if one is running.
+    fn current_deadline(&self) -> Option<Instant> {
+        self.lock().current.as_ref().map(|f| f.deadline)
+    }
+
+    /// Ends the current invocation if its deadline has passed.
+    fn abort_overdue(&self, now: Instant, why: Abort) -> bool {
+        let in_flight = {
+            let mut state = self.lock();
+            match &state.current {
+                Some(f) if f.deadline <= now => state.current.take(),
+                _ => None,
+            }
+        };
+        let aborted = in_flight.is_some();
         if let Some(f) = in_flight {
             let payload = match why {
                 Abort::Timeout => {
@@ -243,6 +267,7 @@ impl Instance {
             self.report(&f);
             let _ = f.done.send(Completion::Error(payload));
         }
+        aborted
     }
 
     fn exited(&self, status: Option<std::process::ExitStatus>) {
@@ -278,9 +303,8 @@ impl Instance {
         }
         if let Some(pool) = self.pool.upgrade() {
             let init_error = init_error.or_else(|| {
-                (!reached_next).then(|| {
-                    super::error_payload("Runtime.ExitError", &format!("Error: {reason}"))
-                })
+                (!reached_next)
+                    .then(|| super::error_payload("Runtime.ExitError", &format!("Error: {reason}")))
             });
             pool.instance_exited(self, reached_next, init_error);
         }
@@ -359,20 +383,22 @@ pub(crate) async fn run(instance: Arc<Instance>, spec: Arc<FunctionSpec>, settin
             .map(|err| tokio::spawn(logs::read(instance.clone(), name.clone(), err))),
     ];
 
-    let mut deadline = instance.deadline.subscribe();
+    // The monitor sleeps until the current invocation's deadline and is not
+    // woken when an invocation ends (two wake-ups per request saved). When
+    // its timer fires, a later invocation may be running: invocations on one
+    // instance follow each other with the same timeout, so the later one's
+    // deadline is later, and the monitor sleeps again until it. Idle, it
+    // waits for the next start.
     let status = loop {
-        let next_deadline = *deadline.borrow_and_update();
+        let deadline = instance.current_deadline();
         tokio::select! {
             status = child.wait() => break status.ok(),
             () = instance.stop.notified() => {
                 let _ = child.start_kill();
             }
-            () = sleep_until(next_deadline) => {
-                instance.abort_current(Abort::Timeout);
-                let _ = child.start_kill();
-            }
-            changed = deadline.changed() => {
-                if changed.is_err() {
+            () = instance.started.notified(), if deadline.is_none() => {}
+            () = sleep_until(deadline) => {
+                if instance.abort_overdue(Instant::now(), Abort::Timeout) {
                     let _ = child.start_kill();
                 }
             }
@@ -415,11 +441,17 @@ pub(crate) fn lambda_environment(
     let stream = uuid::Uuid::new_v4().simple().to_string();
     let mut env: Vec<(String, String)> = vec![
         ("AWS_LAMBDA_FUNCTION_NAME".into(), c.name.clone()),
-        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), c.memory_mb.to_string()),
+        (
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(),
+            c.memory_mb.to_string(),
+        ),
         ("AWS_LAMBDA_FUNCTION_VERSION".into(), LATEST.into()),
         ("AWS_LAMBDA_RUNTIME_API".into(), runtime_api.into()),
         ("AWS_LAMBDA_INITIALIZATION_TYPE".into(), "on-demand".into()),
-        ("AWS_LAMBDA_LOG_GROUP_NAME".into(), format!("/aws/lambda/{}", c.name)),
+        (
+            "AWS_LAMBDA_LOG_GROUP_NAME".into(),
+            format!("/aws/lambda/{}", c.name),
+        ),
         (
             "AWS_LAMBDA_LOG_STREAM_NAME".into(),
             format!("{today}/[{LATEST}]{stream}"),
@@ -448,7 +480,12 @@ pub(crate) fn lambda_environment(
             env.push((key.into(), value));
         }
     }
-    env.extend(settings.shared_env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env.extend(
+        settings
+            .shared_env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
     env.extend(c.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     env
 }
