@@ -12,5 +12,6 @@ pub mod gateway;
 pub mod lambda;
 pub mod manifest;
 pub mod stack;
+pub mod reload;
 
 pub use stack::{Stack, StackOptions, StackUrls};

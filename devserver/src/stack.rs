@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -27,6 +27,7 @@ use crate::aws::{self, AwsEndpoint};
 use crate::dynamodb::{DataLocation, DynamoDb, DynamoDbError};
 use crate::gateway::rest::{self, RestApi};
 use crate::gateway::websocket::{self, WebSocketGateway};
+use crate::reload::{ReloadError, ReloadEvent, Reloader};
 use crate::lambda::build::{self, BinTarget, BuildError};
 use crate::lambda::{FunctionSpec, HostSettings, LambdaHost};
 use crate::manifest::{LoadError, Manifest, Ports};
@@ -49,6 +50,8 @@ pub enum StackError {
     },
     #[error(transparent)]
     DynamoDb(#[from] DynamoDbError),
+    #[error("hot reload cannot start: {0}")]
+    Reload(#[from] ReloadError),
 }
 
 /// How to start a stack.
@@ -63,6 +66,10 @@ pub struct StackOptions {
     /// Where the DynamoDB tables live: in memory unless set (`woocom-dev up`
     /// sets the project's `.woocom/data/<stack>/`).
     pub data: DataLocation,
+    /// Cargo's `--target-dir`, when not the workspace's own.
+    pub target_dir: Option<PathBuf>,
+    /// Watch the function crates and dev.toml and reload on change.
+    pub watch: bool,
 }
 
 impl StackOptions {
@@ -73,6 +80,22 @@ impl StackOptions {
             release: false,
             quiet_build: false,
             data: DataLocation::Memory,
+            target_dir: None,
+            watch: false,
+        }
+    }
+
+    /// Reload functions and dev.toml on change (see [`crate::reload`]).
+    pub fn watch(mut self) -> StackOptions {
+        self.watch = true;
+        self
+    }
+
+    pub fn build_settings(&self) -> build::BuildSettings {
+        build::BuildSettings {
+            release: self.release,
+            quiet: self.quiet_build,
+            target_dir: self.target_dir.clone(),
         }
     }
 
@@ -114,6 +137,7 @@ pub struct Stack {
     dynamodb: Arc<DynamoDb>,
     shutdown: watch::Sender<bool>,
     servers: Vec<JoinHandle<()>>,
+    reload_events: tokio::sync::broadcast::Sender<crate::reload::ReloadEvent>,
 }
 
 /// The REST API id: ten characters, stable per stack name, as API Gateway
@@ -146,8 +170,7 @@ fn port_of(listener: &TcpListener) -> u16 {
 /// Builds the function crates named in the manifest (one cargo run).
 pub fn build_functions(
     manifest: &Manifest,
-    release: bool,
-    quiet: bool,
+    settings: &build::BuildSettings,
 ) -> Result<Vec<FunctionSpec>, BuildError> {
     let targets: BTreeMap<&str, BinTarget> = manifest
         .functions
@@ -166,15 +189,17 @@ pub fn build_functions(
         return Ok(Vec::new());
     }
     let list: Vec<BinTarget> = targets.values().cloned().collect();
-    let binaries = build::build(manifest.root(), &list, release, quiet)?;
+    let binaries = build::build(manifest.root(), &list, settings)?;
     Ok(manifest
         .functions
         .values()
         .filter_map(|f| {
             let target = targets.get(f.name.as_str())?;
+            let binary = binaries.get(target)?.clone();
             Some(FunctionSpec {
                 config: f.clone(),
-                binary: binaries.get(target)?.clone(),
+                stamp: FunctionSpec::stamp_of(&binary),
+                binary,
             })
         })
         .collect())
@@ -205,11 +230,11 @@ impl Stack {
         }
         dynamodb.start_ttl_sweeper();
 
+        let build_settings = options.build_settings();
         let functions = {
             let manifest = manifest.clone();
-            tokio::task::spawn_blocking(move || {
-                build_functions(&manifest, options.release, options.quiet_build)
-            })
+            let settings = build_settings.clone();
+            tokio::task::spawn_blocking(move || build_functions(&manifest, &settings))
             .await
             .map_err(|e| {
                 StackError::Build(BuildError::Spawn(std::io::Error::other(e.to_string())))
@@ -221,7 +246,11 @@ impl Stack {
             api: format!("http://127.0.0.1:{}/{stage}", port_of(&api_listener)),
             websocket: format!("ws://127.0.0.1:{}/{stage}", port_of(&ws_listener)),
             aws: format!("http://127.0.0.1:{}", port_of(&aws_listener)),
-            health: format!("http://127.0.0.1:{}{}", port_of(&aws_listener), aws::HEALTH_PATH),
+            health: format!(
+                "http://127.0.0.1:{}{}",
+                port_of(&aws_listener),
+                aws::HEALTH_PATH
+            ),
         });
 
         let mut shared_env: BTreeMap<String, String> = [
@@ -276,7 +305,7 @@ impl Stack {
                     .await;
             })
         };
-        let servers = vec![
+        let mut servers = vec![
             serve(api_listener, rest::router(rest_api.clone())),
             serve(ws_listener, websocket::router(websocket_api.clone())),
             serve(
@@ -288,6 +317,18 @@ impl Stack {
                 }),
             ),
         ];
+        let (reload_events, _) = tokio::sync::broadcast::channel(64);
+        if options.watch {
+            let reloader = Reloader {
+                manifest: manifest.clone(),
+                lambda: lambda.clone(),
+                rest: rest_api.clone(),
+                dynamodb: dynamodb.clone(),
+                build: build_settings,
+                events: reload_events.clone(),
+            };
+            servers.push(reloader.spawn()?);
+        }
         Ok(Stack {
             urls,
             manifest,
@@ -297,7 +338,13 @@ impl Stack {
             dynamodb,
             shutdown,
             servers,
+            reload_events,
         })
+    }
+
+    /// What hot reload does, as it happens (only with `StackOptions::watch`).
+    pub fn reload_events(&self) -> tokio::sync::broadcast::Receiver<ReloadEvent> {
+        self.reload_events.subscribe()
     }
 
     pub fn urls(&self) -> &StackUrls {

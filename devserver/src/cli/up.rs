@@ -16,6 +16,10 @@ pub struct UpArgs {
     /// Build the functions with --release.
     #[arg(long)]
     release: bool,
+    /// Do not rebuild and reload functions when their source or dev.toml
+    /// changes.
+    #[arg(long)]
+    no_watch: bool,
 }
 
 pub async fn run(manifest: &Path, args: UpArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
@@ -24,6 +28,7 @@ pub async fn run(manifest: &Path, args: UpArgs) -> Result<ExitCode, Box<dyn std:
         options = options.free_ports();
     }
     options.release = args.release;
+    options.watch = !args.no_watch;
     options.data = woocom_dev::dynamodb::DataLocation::project(&options.manifest);
     eprintln!(
         "woocom-dev: building {} function(s) from {}",

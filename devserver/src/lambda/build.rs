@@ -3,7 +3,7 @@
 //! the terminal as they are.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::BufRead;
+use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Condvar, LazyLock, Mutex, PoisonError};
@@ -13,7 +13,7 @@ pub enum BuildError {
     #[error("cannot run cargo: {0}")]
     Spawn(std::io::Error),
     #[error("cargo build failed for {packages}; the compiler's messages are above")]
-    Failed { packages: String },
+    Failed { packages: String, errors: String },
     #[error("{0}")]
     Joined(String),
     #[error(
@@ -44,15 +44,20 @@ struct Flight {
 static IN_FLIGHT: LazyLock<Mutex<HashMap<BuildKey, Arc<Flight>>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
+/// How to run cargo.
+#[derive(Debug, Clone, Default)]
+pub struct BuildSettings {
+    pub release: bool,
+    /// Hide cargo's progress and warnings (errors are shown either way).
+    pub quiet: bool,
+    /// `--target-dir`, when not the workspace's own.
+    pub target_dir: Option<PathBuf>,
+}
+
 /// Runs one `cargo build` for all targets in the workspace at `root` and
-/// returns each target's executable. `quiet` hides cargo's progress (for
-/// tests); errors are shown either way.
-pub fn build(
-    root: &Path,
-    targets: &[BinTarget],
-    release: bool,
-    quiet: bool,
-) -> Result<Built, BuildError> {
+/// returns each target's executable.
+pub fn build(root: &Path, targets: &[BinTarget], settings: &BuildSettings) -> Result<Built, BuildError> {
+    let release = settings.release;
     let mut sorted = targets.to_vec();
     sorted.sort();
     let key: BuildKey = (root.to_owned(), sorted, release);
@@ -68,7 +73,7 @@ pub fn build(
         }
     };
     if leader {
-        let result = run_cargo(root, targets, release, quiet);
+        let result = run_cargo(root, targets, settings);
         *flight.result.lock().unwrap_or_else(PoisonError::into_inner) = Some(
             result
                 .as_ref()
@@ -94,22 +99,23 @@ pub fn build(
     }
 }
 
-fn run_cargo(
-    root: &Path,
-    targets: &[BinTarget],
-    release: bool,
-    quiet: bool,
-) -> Result<Built, BuildError> {
+fn run_cargo(root: &Path, targets: &[BinTarget], settings: &BuildSettings) -> Result<Built, BuildError> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(root)
-        .arg("build")
-        .arg("--message-format=json-render-diagnostics");
-    if release {
+    let color = std::io::stderr().is_terminal();
+    cmd.current_dir(root).arg("build").arg(if color {
+        "--message-format=json-diagnostic-rendered-ansi"
+    } else {
+        "--message-format=json"
+    });
+    if settings.release {
         cmd.arg("--release");
     }
-    if quiet {
+    if settings.quiet {
         cmd.arg("--quiet");
+    }
+    if let Some(dir) = &settings.target_dir {
+        cmd.arg("--target-dir").arg(dir);
     }
     let mut packages: Vec<&str> = targets.iter().map(|t| t.package.as_str()).collect();
     packages.sort();
@@ -123,12 +129,26 @@ fn run_cargo(
     cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
     let mut child = cmd.spawn().map_err(BuildError::Spawn)?;
     let mut found = BTreeMap::new();
+    let mut errors = String::new();
     if let Some(out) = child.stdout.take() {
         for line in std::io::BufReader::new(out).lines() {
             let Ok(line) = line else { break };
             let Ok(msg) = serde_json::from_str::<serde_json::Value>(&line) else {
                 continue;
             };
+            if msg["reason"] == "compiler-message" {
+                let level = msg["message"]["level"].as_str().unwrap_or_default();
+                let rendered = msg["message"]["rendered"].as_str().unwrap_or_default();
+                let is_error = level == "error";
+                if is_error {
+                    errors.push_str(&strip_ansi(rendered));
+                }
+                if is_error || !settings.quiet {
+                    let crate_name = msg["target"]["name"].as_str().unwrap_or("?");
+                    eprintln!("[{crate_name}] {rendered}");
+                }
+                continue;
+            }
             if msg["reason"] != "compiler-artifact" {
                 continue;
             }
@@ -151,6 +171,7 @@ fn run_cargo(
     if !status.success() {
         return Err(BuildError::Failed {
             packages: packages.join(", "),
+            errors,
         });
     }
     for t in targets {
@@ -162,4 +183,37 @@ fn run_cargo(
         }
     }
     Ok(found)
+}
+
+/// Compiler output without terminal colours (for messages kept as text).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The first error of a failed build, for a one-line summary.
+pub fn first_error(errors: &str) -> Option<&str> {
+    errors.lines().find(|l| l.starts_with("error"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ansi_colours_are_stripped() {
+        assert_eq!(strip_ansi("\u{1b}[1m\u{1b}[31merror\u{1b}[0m: x"), "error: x");
+    }
 }

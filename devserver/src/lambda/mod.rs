@@ -11,7 +11,7 @@ mod logs;
 mod pool;
 mod runtime_api;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -48,6 +48,19 @@ pub struct HostSettings {
 pub struct FunctionSpec {
     pub config: manifest::Function,
     pub binary: PathBuf,
+    /// Identifies the binary's build (its modification time): cargo
+    /// rewrites the same path, so a new build is only seen here.
+    pub stamp: u128,
+}
+
+impl FunctionSpec {
+    pub fn stamp_of(binary: &std::path::Path) -> u128 {
+        std::fs::metadata(binary)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos())
+    }
 }
 
 /// One invocation as a caller asks for it.
@@ -88,6 +101,11 @@ pub enum LambdaError {
 pub struct LambdaHost {
     settings: HostSettings,
     functions: RwLock<HashMap<String, Arc<FunctionPool>>>,
+    /// Functions being rebuilt: their invocations wait, so that none runs
+    /// the old code once the new build is ready (see `crate::reload`).
+    held: tokio::sync::watch::Sender<BTreeSet<String>>,
+    /// The last failed build of a function, while its old version serves.
+    build_errors: RwLock<HashMap<String, String>>,
 }
 
 impl LambdaHost {
@@ -95,6 +113,8 @@ impl LambdaHost {
         let host = Arc::new(LambdaHost {
             settings,
             functions: RwLock::new(HashMap::new()),
+            held: tokio::sync::watch::Sender::new(BTreeSet::new()),
+            build_errors: RwLock::new(HashMap::new()),
         });
         for spec in functions {
             host.put_function(spec);
@@ -117,6 +137,72 @@ impl LambdaHost {
                 functions.insert(name, pool);
             }
         }
+    }
+
+    /// Stops a function removed from dev.toml: its instances finish what
+    /// they are doing, then stop.
+    pub fn remove_function(&self, name: &str) {
+        let removed = self
+            .functions
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(name);
+        if let Some(pool) = removed {
+            pool.shutdown();
+        }
+    }
+
+    /// Makes new invocations of these functions wait until [`release`].
+    ///
+    /// [`release`]: LambdaHost::release
+    pub fn hold(&self, names: &[String]) {
+        self.held.send_modify(|held| held.extend(names.iter().cloned()));
+    }
+
+    pub fn release(&self, names: &[String]) {
+        self.held.send_modify(|held| {
+            for n in names {
+                held.remove(n);
+            }
+        });
+    }
+
+    /// Waits while `function` is held for a rebuild.
+    pub async fn ready(&self, function: &str) {
+        if !self.held.borrow().contains(function) {
+            return;
+        }
+        let mut rx = self.held.subscribe();
+        let _ = rx.wait_for(|held| !held.contains(function)).await;
+    }
+
+    /// Records (or clears) the failed build of a function whose previous
+    /// version keeps serving.
+    pub fn set_build_error(&self, function: &str, error: Option<String>) {
+        let mut errors = self
+            .build_errors
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match error {
+            Some(e) => errors.insert(function.to_owned(), e),
+            None => errors.remove(function),
+        };
+    }
+
+    pub fn build_error(&self, function: &str) -> Option<String> {
+        let errors = self
+            .build_errors
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if errors.is_empty() {
+            return None;
+        }
+        errors.get(function).cloned()
+    }
+
+    /// The binary a function currently runs.
+    pub fn binary_of(&self, name: &str) -> Option<PathBuf> {
+        self.pool(name).map(|p| p.spec().binary.clone())
     }
 
     pub fn function_names(&self) -> Vec<String> {
@@ -157,6 +243,7 @@ impl LambdaHost {
             .ok_or_else(|| LambdaError::FunctionNotFound {
                 arn: self.function_arn(function),
             })?;
+        self.ready(function).await;
         if request.payload.len() > MAX_SYNC_PAYLOAD {
             return Err(LambdaError::RequestTooLarge(format!(
                 "{} byte payload is too large for the RequestResponse invocation type (limit {MAX_SYNC_PAYLOAD} bytes)",
@@ -218,9 +305,7 @@ pub fn function_arn(settings: &HostSettings, name: &str) -> String {
 /// The body Lambda reports for a function error it raises itself (timeout,
 /// crash), shaped as the runtime's own error objects.
 pub(crate) fn error_payload(error_type: &str, message: &str) -> Bytes {
-    Bytes::from(
-        serde_json::json!({ "errorType": error_type, "errorMessage": message }).to_string(),
-    )
+    Bytes::from(serde_json::json!({ "errorType": error_type, "errorMessage": message }).to_string())
 }
 
 /// A new X-Ray trace header (`Root=1-<epoch hex>-<96 bits>;Parent=..;Sampled=0`).
@@ -231,5 +316,9 @@ pub fn new_trace_id() -> String {
         .as_secs();
     let a = uuid::Uuid::new_v4().simple().to_string();
     let b = uuid::Uuid::new_v4().simple().to_string();
-    format!("Root=1-{now:08x}-{};Parent={};Sampled=0", &a[..24], &b[..16])
+    format!(
+        "Root=1-{now:08x}-{};Parent={};Sampled=0",
+        &a[..24],
+        &b[..16]
+    )
 }

@@ -626,7 +626,7 @@ function = "products"
     fn unknown_key_is_a_located_error() {
         let text = GOOD.replace("timeout = 5", "timeuot = 5");
         let err = parse(&text).expect_err("unknown key");
-        assert_eq!(err.line, 8);
+        assert_eq!(err.line, 7);
         assert!(err.message.contains("timeuot"), "{err}");
     }
 

@@ -29,6 +29,9 @@ pub mod headers {
     pub const APIGW_ID: &str = "x-amz-apigw-id";
     pub const TRACE_ID: &str = "x-amzn-trace-id";
     pub const ERROR_TYPE: &str = "x-amzn-errortype";
+    /// Not AWS: set by the devserver when a function's latest source failed
+    /// to build and its previous version answered.
+    pub const BUILD_ERROR: &str = "x-woocom-build-error";
 }
 
 /// The API as deployed: settings and routes, swapped whole on reload.
@@ -197,11 +200,7 @@ async fn handle(
     let ids = Ids {
         request_id: uuid::Uuid::new_v4().to_string(),
         extended_request_id: extended_request_id(),
-        trace_id: trace_root
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .to_owned(),
+        trace_id: trace_root.split(';').next().unwrap_or_default().to_owned(),
     };
     let (parts, body) = request.into_parts();
     let method = parts.method.clone();
@@ -292,6 +291,9 @@ async fn handle(
             ..InvokeRequest::default()
         },
     );
+    // A function being rebuilt holds its requests; the integration timeout
+    // starts once the new version is there.
+    api.host.ready(&route.function).await;
     let timeout = Duration::from_millis(deployment.settings.integration_timeout_ms);
     let outcome = tokio::time::timeout(timeout, invoke).await;
     let function = route.function.as_str();
@@ -352,6 +354,15 @@ async fn handle(
         h.insert("content-type", HeaderValue::from_static("application/json"));
     }
     add_ids(h, &ids);
+    if let Some(error) = api.host.build_error(function) {
+        // Local only: the function's last edit did not compile and this is
+        // the previous version answering. Say so where curl and the browser
+        // show it.
+        let line = error.lines().next().unwrap_or("build failed").replace(['\r', '\n'], " ");
+        if let Ok(v) = HeaderValue::from_str(&format!("previous version serving; {line}")) {
+            h.insert(headers::BUILD_ERROR, v);
+        }
+    }
     out
 }
 
