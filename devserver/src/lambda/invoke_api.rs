@@ -39,10 +39,7 @@ const ASYNC_RETRY_DELAYS: [Duration; 2] = [Duration::from_secs(1), Duration::fro
 
 pub fn router(host: Arc<LambdaHost>) -> Router {
     Router::new()
-        .route(
-            "/2015-03-31/functions/{function}/invocations",
-            post(invoke),
-        )
+        .route("/2015-03-31/functions/{function}/invocations", post(invoke))
         // Payload limits are checked in the handler so clients get
         // Lambda's error; this only bounds what is read at all.
         .layer(axum::extract::DefaultBodyLimit::max(2 * MAX_SYNC_PAYLOAD))
@@ -91,15 +88,19 @@ impl IntoResponse for ApiError {
 impl From<LambdaError> for ApiError {
     fn from(e: LambdaError) -> Self {
         match e {
-            LambdaError::FunctionNotFound { .. } => {
-                ApiError::new(StatusCode::NOT_FOUND, "ResourceNotFoundException", e.to_string())
-            }
+            LambdaError::FunctionNotFound { .. } => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "ResourceNotFoundException",
+                e.to_string(),
+            ),
             LambdaError::RequestTooLarge(m) => {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestTooLargeException", m)
             }
-            LambdaError::ShuttingDown => {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "ServiceException", e.to_string())
-            }
+            LambdaError::ShuttingDown => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "ServiceException",
+                e.to_string(),
+            ),
         }
     }
 }
@@ -111,8 +112,25 @@ pub fn parse_function_name(raw: &str) -> Option<(String, Option<String>)> {
     let (name, qualifier) = match parts.as_slice() {
         [name] => (*name, None),
         [name, q] => (*name, Some(*q)),
-        ["arn", _partition, "lambda", _region, _account, "function", name] => (*name, None),
-        ["arn", _partition, "lambda", _region, _account, "function", name, q] => (*name, Some(*q)),
+        [
+            "arn",
+            _partition,
+            "lambda",
+            _region,
+            _account,
+            "function",
+            name,
+        ] => (*name, None),
+        [
+            "arn",
+            _partition,
+            "lambda",
+            _region,
+            _account,
+            "function",
+            name,
+            q,
+        ] => (*name, Some(*q)),
         [_account, "function", name] => (*name, None),
         [_account, "function", name, q] => (*name, Some(*q)),
         _ => return None,
@@ -140,7 +158,9 @@ async fn invoke(
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "ValidationException",
-            format!("1 validation error detected: Value '{function}' at 'functionName' failed to satisfy constraint: Member must satisfy regular expression pattern: (arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{{2}}(-gov)?-[a-z]+-\\d{{1}}:)?(\\d{{12}}:)?(function:)?([a-zA-Z0-9-_\\.]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?"),
+            format!(
+                "1 validation error detected: Value '{function}' at 'functionName' failed to satisfy constraint: Member must satisfy regular expression pattern: (arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{{2}}(-gov)?-[a-z]+-\\d{{1}}:)?(\\d{{12}}:)?(function:)?([a-zA-Z0-9-_\\.]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?"
+            ),
         ));
     };
     let qualifier = qualifier.or(query.qualifier);
@@ -163,7 +183,9 @@ async fn invoke(
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "InvalidParameterValueException",
-                format!("Unsupported invocation type {other}: expected RequestResponse, Event or DryRun"),
+                format!(
+                    "Unsupported invocation type {other}: expected RequestResponse, Event or DryRun"
+                ),
             ));
         }
     };
@@ -184,7 +206,9 @@ async fn invoke(
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "InvalidRequestContentException",
-                format!("Could not parse request body into json: Could not parse payload into json: {e}"),
+                format!(
+                    "Could not parse request body into json: Could not parse payload into json: {e}"
+                ),
             ));
         }
         body
@@ -197,7 +221,9 @@ async fn invoke(
                 .ok()
                 .and_then(|s| BASE64.decode(s).ok())
                 .and_then(|b| String::from_utf8(b).ok())
-                .filter(|s| serde_json::from_str::<serde_json::Value>(s).is_ok_and(|v| v.is_object()));
+                .filter(|s| {
+                    serde_json::from_str::<serde_json::Value>(s).is_ok_and(|v| v.is_object())
+                });
             match decoded {
                 Some(json) => Some(json),
                 None => {

@@ -214,7 +214,12 @@ impl FunctionPool {
     }
 
     /// Called once an instance's process has exited.
-    pub fn instance_exited(&self, instance: &Instance, reached_next: bool, init_error: Option<Bytes>) {
+    pub fn instance_exited(
+        &self,
+        instance: &Instance,
+        reached_next: bool,
+        init_error: Option<Bytes>,
+    ) {
         let mut state = self.lock();
         state.live -= 1;
         if !reached_next {

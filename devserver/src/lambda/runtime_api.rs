@@ -13,9 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
 
+use super::MAX_RUNTIME_RESPONSE;
 use super::instance::Instance;
 use super::pool::Completion;
-use super::MAX_RUNTIME_RESPONSE;
 
 pub const API_VERSION: &str = "2018-06-01";
 
@@ -89,10 +89,7 @@ async fn next(State(instance): State<Arc<Instance>>) -> Response {
         instance.stop();
         return std::future::pending().await;
     };
-    let arn = super::function_arn(
-        &pool.settings,
-        &pool.spec().config.name,
-    );
+    let arn = super::function_arn(&pool.settings, &pool.spec().config.name);
     let mut response = Response::new(axum::body::Body::from(dispatch.payload));
     let h = response.headers_mut();
     h.insert("content-type", HeaderValue::from_static("application/json"));

@@ -124,7 +124,10 @@ pub fn build(req: &RequestFacts<'_>, api: &ApiFacts<'_>) -> Value {
             }
         }
         obj.insert("queryStringParameters".into(), Value::Object(single));
-        obj.insert("multiValueQueryStringParameters".into(), Value::Object(multi));
+        obj.insert(
+            "multiValueQueryStringParameters".into(),
+            Value::Object(multi),
+        );
     }
     obj.insert(
         "pathParameters".into(),

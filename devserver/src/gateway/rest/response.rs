@@ -54,14 +54,12 @@ pub fn parse(payload: &[u8], decode_binary: bool) -> Result<ProxyResponse, Strin
     }
 
     let mut headers: Vec<(String, Vec<String>)> = Vec::new();
-    let mut push = |name: &str, value: String| {
-        match headers
-            .iter_mut()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        {
-            Some((_, values)) => values.push(value),
-            None => headers.push((name.to_owned(), vec![value])),
-        }
+    let mut push = |name: &str, value: String| match headers
+        .iter_mut()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+    {
+        Some((_, values)) => values.push(value),
+        None => headers.push((name.to_owned(), vec![value])),
     };
     match obj.get("multiValueHeaders") {
         None | Some(Value::Null) => {}
@@ -70,9 +68,12 @@ pub fn parse(payload: &[u8], decode_binary: bool) -> Result<ProxyResponse, Strin
                 match values {
                     Value::Array(list) => {
                         for v in list {
-                            push(name, scalar(v).ok_or_else(|| {
-                                format!("multiValueHeaders.{name} holds a non-scalar value")
-                            })?);
+                            push(
+                                name,
+                                scalar(v).ok_or_else(|| {
+                                    format!("multiValueHeaders.{name} holds a non-scalar value")
+                                })?,
+                            );
                         }
                     }
                     Value::Null => {}
@@ -159,7 +160,10 @@ mod tests {
             r#"{"statusCode":200,"multiValueHeaders":{"a":"b"}}"#,
             r#"not json"#,
         ] {
-            assert!(parse(bad.as_bytes(), false).is_err(), "{bad} should be malformed");
+            assert!(
+                parse(bad.as_bytes(), false).is_err(),
+                "{bad} should be malformed"
+            );
         }
     }
 
@@ -171,7 +175,10 @@ mod tests {
         assert_eq!(
             r.headers,
             vec![
-                ("tesT-Multi".to_owned(), vec!["value-multi".to_owned(), "value-solo".to_owned()]),
+                (
+                    "tesT-Multi".to_owned(),
+                    vec!["value-multi".to_owned(), "value-solo".to_owned()]
+                ),
                 ("flag".to_owned(), vec!["true".to_owned()]),
             ]
         );

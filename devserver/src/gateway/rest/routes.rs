@@ -17,7 +17,9 @@ pub enum RouteMatch<'a> {
         params: Vec<(String, String)>,
     },
     /// A resource matches the path but has no such method (nor ANY).
-    NoMethod { resource: &'a RoutePath },
+    NoMethod {
+        resource: &'a RoutePath,
+    },
     NotFound,
 }
 
@@ -44,7 +46,11 @@ impl RouteTable {
         let Some((_, resource)) = best else {
             return RouteMatch::NotFound;
         };
-        let on_resource = || self.routes.iter().filter(|r| r.path.same_resource(resource));
+        let on_resource = || {
+            self.routes
+                .iter()
+                .filter(|r| r.path.same_resource(resource))
+        };
         let chosen = on_resource()
             .find(|r| r.method == method)
             .or_else(|| on_resource().find(|r| r.method == "ANY"));
@@ -104,29 +110,63 @@ mod tests {
             ("GET", "/products/{id}", "product"),
             ("ANY", "/{proxy+}", "catchall"),
         ]);
-        assert_eq!(found(&t, "GET", "/products/featured").map(|f| f.0).as_deref(), Some("featured"));
+        assert_eq!(
+            found(&t, "GET", "/products/featured")
+                .map(|f| f.0)
+                .as_deref(),
+            Some("featured")
+        );
         let (f, params) = found(&t, "GET", "/products/42").expect("match");
         assert_eq!(f, "product");
         assert_eq!(params, vec![("id".to_owned(), "42".to_owned())]);
-        assert_eq!(found(&t, "GET", "/products/42/reviews").map(|f| f.0).as_deref(), Some("catchall"));
+        assert_eq!(
+            found(&t, "GET", "/products/42/reviews")
+                .map(|f| f.0)
+                .as_deref(),
+            Some("catchall")
+        );
         // A method-less path is covered by the greedy resource.
-        assert_eq!(found(&t, "GET", "/products").map(|f| f.0).as_deref(), Some("catchall"));
+        assert_eq!(
+            found(&t, "GET", "/products").map(|f| f.0).as_deref(),
+            Some("catchall")
+        );
     }
 
     #[test]
     fn explicit_method_beats_any_and_missing_method_is_no_method() {
         let t = table(&[("ANY", "/orders", "any"), ("POST", "/orders", "post")]);
-        assert_eq!(found(&t, "POST", "/orders").map(|f| f.0).as_deref(), Some("post"));
-        assert_eq!(found(&t, "DELETE", "/orders").map(|f| f.0).as_deref(), Some("any"));
+        assert_eq!(
+            found(&t, "POST", "/orders").map(|f| f.0).as_deref(),
+            Some("post")
+        );
+        assert_eq!(
+            found(&t, "DELETE", "/orders").map(|f| f.0).as_deref(),
+            Some("any")
+        );
         let t = table(&[("GET", "/orders/{id}", "get")]);
-        assert!(matches!(t.find("DELETE", &split_path("/orders/1")), RouteMatch::NoMethod { .. }));
-        assert!(matches!(t.find("GET", &split_path("/nope")), RouteMatch::NotFound));
+        assert!(matches!(
+            t.find("DELETE", &split_path("/orders/1")),
+            RouteMatch::NoMethod { .. }
+        ));
+        assert!(matches!(
+            t.find("GET", &split_path("/nope")),
+            RouteMatch::NotFound
+        ));
     }
 
     #[test]
     fn root_is_not_covered_by_greedy_and_trailing_slash_is_ignored() {
-        let t = table(&[("ANY", "/{proxy+}", "catchall"), ("GET", "/basket", "basket")]);
-        assert!(matches!(t.find("GET", &split_path("/")), RouteMatch::NotFound));
-        assert_eq!(found(&t, "GET", "/basket/").map(|f| f.0).as_deref(), Some("basket"));
+        let t = table(&[
+            ("ANY", "/{proxy+}", "catchall"),
+            ("GET", "/basket", "basket"),
+        ]);
+        assert!(matches!(
+            t.find("GET", &split_path("/")),
+            RouteMatch::NotFound
+        ));
+        assert_eq!(
+            found(&t, "GET", "/basket/").map(|f| f.0).as_deref(),
+            Some("basket")
+        );
     }
 }
