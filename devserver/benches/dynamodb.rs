@@ -1,0 +1,308 @@
+//! DynamoDB through our HTTP layer (`aws-sdk-dynamodb` against the
+//! devserver's AWS endpoint) against the engine's library API, measured in
+//! the same run so the cost of the layer shows as a difference and a ratio.
+//!
+//! `cargo bench -p woocom-dev --bench dynamodb` (about a minute; loopback
+//! only). Each case runs for a fixed time at 1 and 16 concurrent clients and
+//! prints ops/s, p50 and p99.
+//!
+//! Targets: our layer costs under 100 µs per request at p50 (SDK p50 minus
+//! library p50, which also counts the SDK client's own work); 16 clients
+//! reach above 10,000 GetItem/s.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde_json::{Value, json};
+use woocom_dev::manifest::Manifest;
+use woocom_dev::{Stack, StackOptions};
+
+/// How long each case runs, per concurrency level and path.
+const CASE_TIME: Duration = Duration::from_millis(2500);
+const TABLE: &str = "bench";
+
+#[derive(Clone, Copy, PartialEq)]
+enum Op {
+    PutItem,
+    GetItem,
+    Query100,
+    ConditionalUpdate,
+}
+
+impl Op {
+    fn name(self) -> &'static str {
+        match self {
+            Op::PutItem => "PutItem",
+            Op::GetItem => "GetItem",
+            Op::Query100 => "Query (100 items)",
+            Op::ConditionalUpdate => "UpdateItem (conditional)",
+        }
+    }
+}
+
+struct Stats {
+    ops_per_sec: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn stats(mut latencies: Vec<Duration>, elapsed: Duration) -> Stats {
+    latencies.sort_unstable();
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    Stats {
+        ops_per_sec: latencies.len() as f64 / elapsed.as_secs_f64(),
+        p50: at(0.50),
+        p99: at(0.99),
+    }
+}
+
+/// One client's request for iteration `i` (client `c`).
+async fn sdk_call(client: &aws_sdk_dynamodb::Client, op: Op, c: usize, i: usize) {
+    let s = |v: String| AttributeValue::S(v);
+    let result = match op {
+        Op::PutItem => client
+            .put_item()
+            .table_name(TABLE)
+            .item("pk", s(format!("put-{c}")))
+            .item("sk", s(format!("{i}")))
+            .item("payload", s("x".repeat(200)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("{e:?}")),
+        Op::GetItem => client
+            .get_item()
+            .table_name(TABLE)
+            .key("pk", s("hot".into()))
+            .key("sk", s(format!("{:03}", i % 100)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("{e:?}")),
+        Op::Query100 => client
+            .query()
+            .table_name(TABLE)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s("hot".into()))
+            .send()
+            .await
+            .map(|out| assert_eq!(out.count(), 100))
+            .map_err(|e| format!("{e:?}")),
+        Op::ConditionalUpdate => client
+            .update_item()
+            .table_name(TABLE)
+            .key("pk", s("counter".into()))
+            .key("sk", s(format!("{c}")))
+            .update_expression("SET n = n + :one")
+            .condition_expression("n >= :zero")
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("{e:?}")),
+    };
+    if let Err(e) = result {
+        panic!("{}: {e}", op.name());
+    }
+}
+
+/// The same request as JSON, for the library path.
+fn library_request(op: Op, c: usize, i: usize) -> Value {
+    match op {
+        Op::PutItem => json!({"TableName": TABLE, "Item": {
+            "pk": {"S": format!("libput-{c}")}, "sk": {"S": format!("{i}")}, "payload": {"S": "x".repeat(200)}}}),
+        Op::GetItem => {
+            json!({"TableName": TABLE, "Key": {"pk": {"S": "hot"}, "sk": {"S": format!("{:03}", i % 100)}}})
+        }
+        Op::Query100 => json!({"TableName": TABLE, "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": "hot"}}}),
+        Op::ConditionalUpdate => {
+            json!({"TableName": TABLE, "Key": {"pk": {"S": "counter"}, "sk": {"S": format!("{c}")}},
+            "UpdateExpression": "SET n = n + :one", "ConditionExpression": "n >= :zero",
+            "ExpressionAttributeValues": {":one": {"N": "1"}, ":zero": {"N": "0"}}})
+        }
+    }
+}
+
+/// The engine's library API: typed request decoded from JSON, then the call.
+fn library_call(db: &dynoxide::Database, op: Op, request: &Value) {
+    fn de<T: serde::de::DeserializeOwned>(v: &Value) -> T {
+        T::deserialize(v).expect("request decodes")
+    }
+    let ok = match op {
+        Op::PutItem => db.put_item(de(request)).is_ok(),
+        Op::GetItem => db.get_item(de(request)).is_ok(),
+        Op::Query100 => db
+            .query(de(request))
+            .is_ok_and(|r| r.items.as_ref().map_or(0, Vec::len) == 100),
+        Op::ConditionalUpdate => db.update_item(de(request)).is_ok(),
+    };
+    assert!(ok, "{}: library call failed", op.name());
+}
+
+async fn run_sdk(client: &aws_sdk_dynamodb::Client, op: Op, clients: usize) -> Stats {
+    let start = Instant::now();
+    let deadline = start + CASE_TIME;
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut i = 0;
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    sdk_call(&client, op, c, i).await;
+                    latencies.push(t.elapsed());
+                    i += 1;
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("client task"));
+    }
+    stats(all, start.elapsed())
+}
+
+fn run_library(db: &dynoxide::Database, op: Op, clients: usize) -> Stats {
+    let start = Instant::now();
+    let deadline = start + CASE_TIME;
+    let all = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients)
+            .map(|c| {
+                scope.spawn(move || {
+                    let mut latencies = Vec::new();
+                    let mut i = 0;
+                    while Instant::now() < deadline {
+                        let request = library_request(op, c, i);
+                        let t = Instant::now();
+                        library_call(db, op, &request);
+                        latencies.push(t.elapsed());
+                        i += 1;
+                    }
+                    latencies
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("library thread"))
+            .collect::<Vec<_>>()
+    });
+    stats(all, start.elapsed())
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let manifest = Manifest::parse(
+            "bench.toml".as_ref(),
+            &format!("[stack]\nname = \"bench\"\n\n[tables.{TABLE}]\npartition_key = {{ name = \"pk\" }}\nsort_key = {{ name = \"sk\" }}\n"),
+        )
+        .expect("bench manifest");
+        let stack = Stack::start(StackOptions::new(manifest).free_ports().quiet_build())
+            .await
+            .expect("stack starts");
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(&stack.urls().aws)
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "AKIAEXAMPLE", "secret", None, None, "bench",
+            ))
+            .http_client(aws_smithy_http_client::Builder::new().build_http())
+            .load()
+            .await;
+        let client = aws_sdk_dynamodb::Client::new(&config);
+        for i in 0..100 {
+            client
+                .put_item()
+                .table_name(TABLE)
+                .item("pk", AttributeValue::S("hot".into()))
+                .item("sk", AttributeValue::S(format!("{i:03}")))
+                .item("payload", AttributeValue::S("y".repeat(100)))
+                .send()
+                .await
+                .expect("seed");
+        }
+        for c in 0..16 {
+            client
+                .put_item()
+                .table_name(TABLE)
+                .item("pk", AttributeValue::S("counter".into()))
+                .item("sk", AttributeValue::S(c.to_string()))
+                .item("n", AttributeValue::N("0".into()))
+                .send()
+                .await
+                .expect("seed");
+        }
+        let db = stack.dynamodb().database();
+        let db = Arc::new(db);
+
+        println!(
+            "\nDynamoDB: aws-sdk-dynamodb over HTTP vs the engine's library API ({:.1} s per case, loopback)\n",
+            CASE_TIME.as_secs_f64()
+        );
+        println!(
+            "{:26} {:>3}  {:>10} {:>9} {:>9}   {:>10} {:>9} {:>9}   {:>9} {:>6}",
+            "operation", "c", "SDK ops/s", "p50 µs", "p99 µs", "lib ops/s", "p50 µs", "p99 µs", "layer µs", "ratio"
+        );
+        let mut get16 = 0.0;
+        let mut worst_layer: f64 = 0.0;
+        for op in [Op::PutItem, Op::GetItem, Op::Query100, Op::ConditionalUpdate] {
+            for clients in [1, 16] {
+                let lib = {
+                    let db = db.clone();
+                    tokio::task::spawn_blocking(move || run_library(&db, op, clients))
+                        .await
+                        .expect("library run")
+                };
+                let sdk = run_sdk(&client, op, clients).await;
+                let layer = us(sdk.p50) - us(lib.p50);
+                if clients == 1 {
+                    worst_layer = worst_layer.max(layer);
+                }
+                if op == Op::GetItem && clients == 16 {
+                    get16 = sdk.ops_per_sec;
+                }
+                println!(
+                    "{:26} {:>3}  {:>10.0} {:>9.1} {:>9.1}   {:>10.0} {:>9.1} {:>9.1}   {:>9.1} {:>5.1}x",
+                    op.name(),
+                    clients,
+                    sdk.ops_per_sec,
+                    us(sdk.p50),
+                    us(sdk.p99),
+                    lib.ops_per_sec,
+                    us(lib.p50),
+                    us(lib.p99),
+                    layer,
+                    us(sdk.p50) / us(lib.p50).max(0.001),
+                );
+            }
+        }
+        println!(
+            "\nlayer cost at p50, 1 client, worst operation: {worst_layer:.1} µs (target < 100 µs: {})",
+            if worst_layer < 100.0 { "met" } else { "MISSED" }
+        );
+        println!(
+            "GetItem with 16 clients: {get16:.0} ops/s (target > 10,000: {})\n",
+            if get16 > 10_000.0 { "met" } else { "MISSED" }
+        );
+        stack.shutdown().await;
+    });
+}
