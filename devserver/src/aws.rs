@@ -75,6 +75,9 @@ async fn unknown(request: axum::extract::Request) -> Response {
             request.uri().path()
         ),
     };
+    // Read (and drop) the body before answering: answering first makes the
+    // server close the connection, failing the client's next request on it.
+    let _ = axum::body::to_bytes(request.into_body(), 16 * 1024 * 1024).await;
     (
         StatusCode::NOT_FOUND,
         [("content-type", "application/json")],
