@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod lambda;
 pub mod manifest;
 pub mod stack;
+pub mod streams;
 pub mod reload;
 
 pub use stack::{Stack, StackOptions, StackUrls};

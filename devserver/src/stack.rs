@@ -31,6 +31,7 @@ use crate::reload::{ReloadError, ReloadEvent, Reloader};
 use crate::lambda::build::{self, BinTarget, BuildError};
 use crate::lambda::{FunctionSpec, HostSettings, LambdaHost};
 use crate::manifest::{LoadError, Manifest, Ports};
+use crate::streams::Streams;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {
@@ -135,6 +136,7 @@ pub struct Stack {
     rest: Arc<RestApi>,
     websocket: Arc<WebSocketGateway>,
     dynamodb: Arc<DynamoDb>,
+    streams: Arc<Streams>,
     shutdown: watch::Sender<bool>,
     servers: Vec<JoinHandle<()>>,
     reload_events: tokio::sync::broadcast::Sender<crate::reload::ReloadEvent>,
@@ -293,6 +295,9 @@ impl Stack {
             .port
             .store(port_of(&ws_listener), std::sync::atomic::Ordering::Relaxed);
 
+        // Stream pollers need the Lambda host; they start reading at once.
+        let streams = Streams::start(&manifest, dynamodb.clone(), lambda.clone());
+
         let (shutdown, _) = watch::channel(false);
         let serve = |listener: TcpListener, router: axum::Router| {
             let mut stop = shutdown.subscribe();
@@ -314,7 +319,8 @@ impl Stack {
                     lambda: lambda.clone(),
                     urls: urls.clone(),
                     dynamodb: dynamodb.clone(),
-                }),
+                })
+                .merge(crate::streams::http::router(streams.clone())),
             ),
         ];
         let (reload_events, _) = tokio::sync::broadcast::channel(64);
@@ -336,6 +342,7 @@ impl Stack {
             rest: rest_api,
             websocket: websocket_api,
             dynamodb,
+            streams,
             shutdown,
             servers,
             reload_events,
@@ -374,9 +381,16 @@ impl Stack {
         &self.dynamodb
     }
 
+    /// Stream delivery: each subscription's position, the dead-letter
+    /// queues, replay.
+    pub fn streams(&self) -> &Arc<Streams> {
+        &self.streams
+    }
+
     /// Stops the listeners and every function process, and waits for them.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
+        self.streams.shutdown().await;
         self.websocket.shutdown().await;
         self.lambda.shutdown().await;
         for server in self.servers.drain(..) {

@@ -18,6 +18,13 @@
 //! `@connections` API at `WOOCOM_WEBSOCKET_ENDPOINT`, `error` fails,
 //! `sleep` waits `ms`. With `PROBE_WS_LOG` set, every WebSocket event is
 //! appended to that file as one JSON line (tests read `$disconnect` there).
+//!
+//! DynamoDB stream events (`Records[0].eventSource == "aws:dynamodb"`) are
+//! handled by [`dynamodb_stream`]: each batch is appended to the file named
+//! by `PROBE_STREAM_LOG` as one JSON line, and the records' item attribute
+//! `fail` drives failures: `always` fails the invocation, `once` fails it the
+//! first time that record is seen, `partial` reports the record in
+//! `batchItemFailures`, `bad-id` reports an empty `itemIdentifier`.
 
 use std::time::Duration;
 
@@ -58,6 +65,9 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
     let (payload, context) = event.into_parts();
     if let Some(event_type) = payload["requestContext"]["eventType"].as_str() {
         return websocket(event_type, &payload).await;
+    }
+    if payload["Records"][0]["eventSource"] == "aws:dynamodb" {
+        return dynamodb_stream(&payload, &context.request_id);
     }
     let (mode, args) = options(&payload);
     if mode == "ok" {
@@ -217,4 +227,57 @@ async fn post_to_connection(id: &str, data: &[u8]) -> Result<u16, Error> {
         .and_then(|s| s.parse().ok())
         .ok_or("no HTTP status in the @connections answer")?;
     Ok(status)
+}
+
+/// A DynamoDB stream batch: see the module documentation.
+fn dynamodb_stream(event: &Value, request_id: &str) -> Result<Value, Error> {
+    use std::io::Write;
+    let raw = event;
+    // Deserializing proves the event fits the crate functions use; the log
+    // keeps the records as sent.
+    let event: aws_lambda_events::event::dynamodb::Event = serde_json::from_value(raw.clone())?;
+    let received_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros());
+    let log = std::env::var("PROBE_STREAM_LOG").ok();
+    if let Some(path) = &log {
+        let records = &raw["Records"];
+        let line = json!({ "request_id": request_id, "received_us": received_us, "records": records });
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        writeln!(file, "{line}")?;
+    }
+    let mut failures = Vec::new();
+    for record in &event.records {
+        let image = if record.change.new_image.is_empty() {
+            serde_json::to_value(&record.change.old_image)?
+        } else {
+            serde_json::to_value(&record.change.new_image)?
+        };
+        let Some(fail) = image["fail"]["S"].as_str() else {
+            continue;
+        };
+        let sequence = record.change.sequence_number.clone().unwrap_or_default();
+        match fail {
+            "always" => return Err(format!("probe failed on record {sequence}").into()),
+            "once" => {
+                let marker = format!("{}.once", log.as_deref().unwrap_or("/tmp/probe-stream"));
+                let seen = std::fs::read_to_string(&marker).unwrap_or_default();
+                if !seen.lines().any(|l| l == record.event_id) {
+                    let mut file = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&marker)?;
+                    writeln!(file, "{}", record.event_id)?;
+                    return Err(format!("probe failed once on record {sequence}").into());
+                }
+            }
+            "partial" => failures.push(json!({ "itemIdentifier": sequence })),
+            "bad-id" => failures.push(json!({ "itemIdentifier": "" })),
+            _ => {}
+        }
+    }
+    Ok(json!({ "batchItemFailures": failures }))
 }

@@ -4,6 +4,7 @@
 //! problem named.
 
 mod route_path;
+pub mod subscriptions;
 pub mod tables;
 pub mod websocket;
 
@@ -14,6 +15,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use route_path::{RoutePath, Segment};
+pub use subscriptions::{StreamsSettings, Subscription};
 pub use tables::Table;
 pub use websocket::{WebSocketApi, WebSocketRoute};
 
@@ -64,6 +66,10 @@ pub struct Manifest {
     pub tables: BTreeMap<String, Table>,
     /// The WebSocket API (`[websocket]`), when declared.
     pub websocket: Option<WebSocketApi>,
+    /// Stream event source mappings (`[[subscriptions]]`).
+    pub subscriptions: Vec<Subscription>,
+    /// Local stream-delivery knobs (`[streams]`); not deployed.
+    pub streams: StreamsSettings,
 }
 
 #[derive(Debug, Clone)]
@@ -197,6 +203,10 @@ struct RawManifest {
     tables: BTreeMap<Spanned<String>, Spanned<tables::RawTable>>,
     #[serde(default)]
     websocket: Option<Spanned<websocket::RawWebSocket>>,
+    #[serde(default)]
+    subscriptions: Vec<Spanned<subscriptions::RawSubscription>>,
+    #[serde(default)]
+    streams: Option<StreamsSettings>,
 }
 
 #[derive(Deserialize)]
@@ -522,6 +532,7 @@ impl Manifest {
 
         let tables = tables::parse(raw.tables, &at)?;
         let websocket = websocket::parse(raw.websocket, &functions, &at)?;
+        let subscriptions = subscriptions::parse(raw.subscriptions, &tables, &functions, &at)?;
 
         Ok(Manifest {
             path: path.to_owned(),
@@ -536,6 +547,8 @@ impl Manifest {
             routes,
             tables,
             websocket,
+            subscriptions,
+            streams: raw.streams.unwrap_or_default(),
         })
     }
 
