@@ -32,7 +32,7 @@ use lambda_http::request::LambdaRequest;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::{Value, json};
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     if std::env::var("PROBE_FAIL_INIT").is_ok_and(|v| v == "1") {
         eprintln!("probe: failing init as asked");

@@ -358,7 +358,21 @@ async fn handle(
         // Local only: the function's last edit did not compile and this is
         // the previous version answering. Say so where curl and the browser
         // show it.
-        let line = error.lines().next().unwrap_or("build failed").replace(['\r', '\n'], " ");
+        // Header values are visible ASCII: anything else in the compiler's
+        // line (quotes, paths) becomes `?`.
+        let line: String = error
+            .lines()
+            .next()
+            .unwrap_or("build failed")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_graphic() || c == ' ' {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .collect();
         if let Ok(v) = HeaderValue::from_str(&format!("previous version serving; {line}")) {
             h.insert(headers::BUILD_ERROR, v);
         }
