@@ -7,6 +7,7 @@
 //! see [`stack`].
 
 pub mod aws;
+pub mod deploy;
 pub mod dynamodb;
 pub mod gateway;
 pub mod lambda;

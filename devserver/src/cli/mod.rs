@@ -1,8 +1,12 @@
 //! Command-line interface: one module per subcommand.
 
+mod deploy;
+mod destroy;
 mod faults;
 mod invoke;
 mod logging;
+mod package;
+mod render;
 mod reset;
 mod scan;
 mod tables;
@@ -56,6 +60,14 @@ enum Command {
     Reset(reset::ResetArgs),
     /// Inject DynamoDB errors into a running stack (throttling, 500s).
     Faults(faults::FaultsArgs),
+    /// Render dev.toml to terraform/manifest.json (--check: fail when stale).
+    Render(render::RenderArgs),
+    /// Build every function for Lambda (arm64, x86_64) into zips.
+    Package(package::PackageArgs),
+    /// Package, run Terraform for a stack and upload the frontend.
+    Deploy(deploy::DeployArgs),
+    /// Destroy a developer stack (dev-<name>).
+    Destroy(destroy::DestroyArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -79,6 +91,10 @@ pub fn main() -> ExitCode {
             Command::Scan(args) => scan::run(&cli.manifest, args).await,
             Command::Reset(args) => reset::run(&cli.manifest, args).await,
             Command::Faults(args) => faults::run(&cli.manifest, args).await,
+            Command::Render(args) => render::run(&cli.manifest, args).await,
+            Command::Package(args) => package::run(&cli.manifest, args).await,
+            Command::Deploy(args) => deploy::run(&cli.manifest, args).await,
+            Command::Destroy(args) => destroy::run(&cli.manifest, args).await,
         }
     });
     match result {

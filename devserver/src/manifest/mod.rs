@@ -11,7 +11,7 @@ pub mod websocket;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 pub use route_path::{RoutePath, Segment};
@@ -53,11 +53,15 @@ pub const DEFAULT_CONCURRENCY: usize = 8;
 /// <https://docs.aws.amazon.com/apigateway/latest/developerguide/limits.html>
 pub const DEFAULT_INTEGRATION_TIMEOUT_MS: u64 = 29_000;
 
-#[derive(Debug, Clone)]
+// Serialize: `woocom-dev render` writes the parsed manifest as JSON for
+// Terraform; local-only settings (file path, ports) are left out.
+#[derive(Debug, Clone, Serialize)]
 pub struct Manifest {
     /// The file it was read from (for messages and for resolving paths).
+    #[serde(skip)]
     pub path: PathBuf,
     pub stack: StackSettings,
+    #[serde(skip)]
     pub ports: Ports,
     pub api: ApiSettings,
     pub functions: BTreeMap<String, Function>,
@@ -69,10 +73,11 @@ pub struct Manifest {
     /// Stream event source mappings (`[[subscriptions]]`).
     pub subscriptions: Vec<Subscription>,
     /// Local stream-delivery knobs (`[streams]`); not deployed.
+    #[serde(skip)]
     pub streams: StreamsSettings,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct StackSettings {
     pub name: String,
     pub region: String,
@@ -111,7 +116,7 @@ impl Ports {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ApiSettings {
     pub stage: String,
     pub binary_media_types: Vec<String>,
@@ -123,7 +128,7 @@ pub struct ApiSettings {
 /// What the console's "Enable CORS" (and our Terraform) sets up: an OPTIONS
 /// mock method answering preflights, and CORS headers on the gateway's own
 /// error responses. Proxy integrations add nothing to function responses.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Cors {
     #[serde(default = "star")]
@@ -156,26 +161,46 @@ fn default_cors_headers() -> Vec<String> {
     .to_vec()
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Function {
     pub name: String,
     /// The Cargo package whose binary is the function's `bootstrap`.
+    #[serde(rename = "crate")]
     pub package: String,
     /// The binary target in that package (defaults to the package name).
     pub bin: Option<String>,
+    #[serde(rename = "memory")]
     pub memory_mb: u32,
+    #[serde(serialize_with = "serialize_seconds")]
     pub timeout: std::time::Duration,
     /// Reserved concurrency: instances that may run at once.
     pub concurrency: usize,
     pub env: BTreeMap<String, String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Route {
     /// `GET`, `POST`, ... or `ANY`.
     pub method: String,
+    #[serde(serialize_with = "serialize_display")]
     pub path: RoutePath,
     pub function: String,
+}
+
+/// A timeout as seconds (dev.toml's unit).
+fn serialize_seconds<S: serde::Serializer>(
+    d: &std::time::Duration,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+/// A value as it is written in dev.toml (e.g. a route path).
+fn serialize_display<T: std::fmt::Display, S: serde::Serializer>(
+    v: &T,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
 }
 
 impl Route {

@@ -1,0 +1,322 @@
+//! Running Terraform for one stack: `dev-<name>`, `staging` or
+//! `production` (folders under `terraform/stacks/`), each with its own S3
+//! state (native S3 locking) and its own `.terraform` folder under
+//! `.woocom/terraform/<stack>` so stacks never share provider or backend
+//! settings.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Environment variable naming the S3 bucket holding Terraform state (the
+/// `bootstrap` stack's `state_bucket` output).
+pub const STATE_BUCKET_ENV: &str = "WOOCOM_STATE_BUCKET";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StackName {
+    /// `dev-<name>`: a developer's own stack.
+    Developer(String),
+    Staging,
+    Production,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TerraformError {
+    #[error(
+        "unknown stack `{0}`: use `dev-<name>` (your own stack; name = 1-20 lowercase letters, digits or `-`), `staging` or `production`"
+    )]
+    BadStack(String),
+    #[error("{what} not found on PATH. {fix}")]
+    Missing { what: String, fix: String },
+    #[error(
+        "no Terraform state bucket: set {STATE_BUCKET_ENV} (or --state-bucket) to the bucket the bootstrap stack created (`terraform -chdir=terraform/bootstrap output -raw state_bucket`)"
+    )]
+    NoStateBucket,
+    #[error("cannot run {program}: {source}")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("`{command}` failed ({status})")]
+    Failed { command: String, status: String },
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("terraform output: {0}")]
+    Output(String),
+}
+
+impl std::str::FromStr for StackName {
+    type Err = TerraformError;
+    fn from_str(s: &str) -> Result<StackName, TerraformError> {
+        match s {
+            "staging" => Ok(StackName::Staging),
+            "production" | "prod" => Ok(StackName::Production),
+            _ => {
+                let Some(name) = s.strip_prefix("dev-") else {
+                    return Err(TerraformError::BadStack(s.to_owned()));
+                };
+                let ok = (1..=20).contains(&name.len())
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && !name.starts_with('-')
+                    && !name.ends_with('-');
+                if ok {
+                    Ok(StackName::Developer(name.to_owned()))
+                } else {
+                    Err(TerraformError::BadStack(s.to_owned()))
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for StackName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StackName::Developer(name) => write!(f, "dev-{name}"),
+            StackName::Staging => f.write_str("staging"),
+            StackName::Production => f.write_str("production"),
+        }
+    }
+}
+
+impl StackName {
+    /// The folder under `terraform/stacks/`.
+    pub fn folder(&self) -> &'static str {
+        match self {
+            StackName::Developer(_) => "dev",
+            StackName::Staging => "staging",
+            StackName::Production => "production",
+        }
+    }
+
+    /// The state object in the bucket: one per stack, one per developer.
+    pub fn state_key(&self) -> String {
+        match self {
+            StackName::Developer(name) => format!("dev/{name}/terraform.tfstate"),
+            StackName::Staging => "staging/terraform.tfstate".to_owned(),
+            StackName::Production => "production/terraform.tfstate".to_owned(),
+        }
+    }
+
+    /// `-var` arguments the stack's variables need beyond its tfvars file.
+    pub fn vars(&self) -> Vec<(String, String)> {
+        match self {
+            StackName::Developer(name) => vec![("developer".to_owned(), name.clone())],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// One stack's Terraform, ready to run.
+pub struct Terraform {
+    pub stack: StackName,
+    /// `terraform/stacks/<folder>`.
+    pub dir: PathBuf,
+    /// `TF_DATA_DIR`.
+    pub data_dir: PathBuf,
+    pub state_bucket: String,
+    pub vars: Vec<(String, String)>,
+}
+
+/// Whether `program --version` runs.
+pub fn on_path(program: &str, version_arg: &str) -> bool {
+    Command::new(program)
+        .arg(version_arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+pub fn require_terraform() -> Result<(), TerraformError> {
+    if on_path("terraform", "version") {
+        Ok(())
+    } else {
+        Err(TerraformError::Missing {
+            what: "terraform (>= 1.10, for S3 state locking)".into(),
+            fix: "Install it from HashiCorp's releases or your package manager; CI uses hashicorp/setup-terraform.".into(),
+        })
+    }
+}
+
+impl Terraform {
+    pub fn new(
+        root: &Path,
+        stack: StackName,
+        state_bucket: Option<String>,
+    ) -> Result<Terraform, TerraformError> {
+        let state_bucket = state_bucket
+            .or_else(|| std::env::var(STATE_BUCKET_ENV).ok())
+            .filter(|b| !b.is_empty())
+            .ok_or(TerraformError::NoStateBucket)?;
+        let dir = root.join("terraform/stacks").join(stack.folder());
+        let data_dir = root.join(".woocom/terraform").join(stack.to_string());
+        let vars = stack.vars();
+        Ok(Terraform {
+            stack,
+            dir,
+            data_dir,
+            state_bucket,
+            vars,
+        })
+    }
+
+    fn command(&self, args: &[String]) -> Command {
+        let mut cmd = Command::new("terraform");
+        cmd.arg(format!("-chdir={}", self.dir.display()))
+            .args(args)
+            .env("TF_DATA_DIR", &self.data_dir)
+            .env("TF_IN_AUTOMATION", "1");
+        cmd
+    }
+
+    fn run(&self, args: Vec<String>) -> Result<(), TerraformError> {
+        let shown = format!("terraform {}", args.join(" "));
+        eprintln!("woocom-dev: {} $ {shown}", self.stack);
+        let status = self
+            .command(&args)
+            .status()
+            .map_err(|source| TerraformError::Spawn {
+                program: "terraform".into(),
+                source,
+            })?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(TerraformError::Failed {
+                command: shown,
+                status: status.to_string(),
+            })
+        }
+    }
+
+    /// `terraform init` against this stack's own state object.
+    pub fn init(&self) -> Result<(), TerraformError> {
+        std::fs::create_dir_all(&self.data_dir).map_err(|source| TerraformError::Io {
+            path: self.data_dir.clone(),
+            source,
+        })?;
+        self.run(vec![
+            "init".into(),
+            "-input=false".into(),
+            "-reconfigure".into(),
+            format!("-backend-config=bucket={}", self.state_bucket),
+            format!("-backend-config=key={}", self.stack.state_key()),
+        ])
+    }
+
+    fn var_args(&self, extra: &[(String, String)]) -> Vec<String> {
+        self.vars
+            .iter()
+            .chain(extra)
+            .map(|(k, v)| format!("-var={k}={v}"))
+            .collect()
+    }
+
+    pub fn plan(&self, extra: &[(String, String)]) -> Result<(), TerraformError> {
+        let mut args = vec!["plan".into(), "-input=false".into()];
+        args.extend(self.var_args(extra));
+        self.run(args)
+    }
+
+    pub fn apply(
+        &self,
+        extra: &[(String, String)],
+        auto_approve: bool,
+    ) -> Result<(), TerraformError> {
+        let mut args = vec!["apply".into(), "-input=false".into()];
+        if auto_approve {
+            args.push("-auto-approve".into());
+        }
+        args.extend(self.var_args(extra));
+        self.run(args)
+    }
+
+    pub fn destroy(
+        &self,
+        extra: &[(String, String)],
+        auto_approve: bool,
+    ) -> Result<(), TerraformError> {
+        let mut args = vec!["destroy".into(), "-input=false".into()];
+        if auto_approve {
+            args.push("-auto-approve".into());
+        }
+        args.extend(self.var_args(extra));
+        self.run(args)
+    }
+
+    /// `terraform output -json`, as a map of output name → value.
+    pub fn outputs(&self) -> Result<serde_json::Map<String, serde_json::Value>, TerraformError> {
+        let out = self
+            .command(&["output".into(), "-json".into()])
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(|source| TerraformError::Spawn {
+                program: "terraform".into(),
+                source,
+            })?;
+        if !out.status.success() {
+            return Err(TerraformError::Failed {
+                command: "terraform output -json".into(),
+                status: out.status.to_string(),
+            });
+        }
+        let value: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .map_err(|e| TerraformError::Output(e.to_string()))?;
+        let Some(map) = value.as_object() else {
+            return Err(TerraformError::Output("not a JSON object".into()));
+        };
+        Ok(map
+            .iter()
+            .map(|(k, v)| (k.clone(), v["value"].clone()))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stack_names() {
+        assert_eq!(
+            "dev-alice".parse::<StackName>().ok(),
+            Some(StackName::Developer("alice".into()))
+        );
+        assert_eq!(
+            "staging".parse::<StackName>().ok(),
+            Some(StackName::Staging)
+        );
+        assert_eq!(
+            "production".parse::<StackName>().ok(),
+            Some(StackName::Production)
+        );
+        for bad in [
+            "dev-",
+            "dev-Alice",
+            "alice",
+            "dev-a_b",
+            "dev--x",
+            "dev-abcdefghijklmnopqrstu",
+        ] {
+            assert!(bad.parse::<StackName>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_stack_has_its_own_state_object() {
+        let keys: Vec<String> = ["dev-alice", "dev-bob", "staging", "production"]
+            .iter()
+            .filter_map(|s| s.parse::<StackName>().ok())
+            .map(|s| s.state_key())
+            .collect();
+        let mut unique = keys.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), 4, "{keys:?}");
+    }
+}

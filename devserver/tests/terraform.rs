@@ -1,0 +1,285 @@
+//! The Terraform side of dev.toml (issue #8): the rendered manifest is
+//! current, and the IAM policies it carries are least privilege.
+//!
+//! The HCL itself (formatting, parsing, cross-module references, the
+//! manifest module's expressions) is checked by
+//! `devserver/tests/smoke/terraform-hcl.sh`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use woocom_dev::deploy::render;
+use woocom_dev::manifest::Manifest;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn rendered_manifest_is_current() {
+    let manifest = Manifest::load(&repo().join("dev.toml")).expect("dev.toml");
+    let expected = render::render_text(&manifest).expect("render");
+    let path = repo().join(render::DEFAULT_OUTPUT);
+    let actual = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        actual == expected,
+        "{} is stale: run `cargo run -p woocom-dev -- render` and commit it",
+        path.display()
+    );
+}
+
+/// What a function may be granted, and on what.
+fn check_least_privilege(rendered: &Value) {
+    let tables: BTreeSet<&str> = rendered["tables"]
+        .as_object()
+        .map(|t| t.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    let subscriptions = rendered["deploy"]["subscriptions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let websocket = rendered.get("websocket").is_some();
+    let websocket_functions: BTreeSet<&str> = rendered["websocket"]["routes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["function"].as_str())
+        .collect();
+    let functions = rendered["deploy"]["functions"]
+        .as_object()
+        .expect("deploy.functions");
+    assert!(!functions.is_empty());
+    for (name, f) in functions {
+        let used: BTreeSet<&str> = f["table_env"]
+            .as_object()
+            .expect("table_env")
+            .values()
+            .filter_map(Value::as_str)
+            .collect();
+        let streamed: BTreeSet<&str> = subscriptions
+            .iter()
+            .filter(|s| s["function"] == name.as_str())
+            .filter_map(|s| s["table"].as_str())
+            .collect();
+        let queues: BTreeSet<String> = subscriptions
+            .iter()
+            .filter(|s| s["function"] == name.as_str())
+            .filter_map(|s| s["queue"].as_str())
+            .map(|q| format!("arn:${{partition}}:sqs:${{region}}:${{account_id}}:${{prefix}}-{q}"))
+            .collect();
+        let policy = &f["policy"];
+        assert_eq!(policy["Version"], "2012-10-17", "{name}");
+        let mut granted_tables = BTreeSet::new();
+        let mut manages_connections = false;
+        for s in policy["Statement"].as_array().expect("statements") {
+            assert_eq!(s["Effect"], "Allow", "{name}: {s}");
+            assert!(
+                s.get("NotAction").is_none() && s.get("NotResource").is_none(),
+                "{name}: {s}"
+            );
+            let sid = s["Sid"].as_str().expect("Sid");
+            assert!(
+                sid.bytes().all(|b| b.is_ascii_alphanumeric()),
+                "{name}: Sid {sid}"
+            );
+            let actions: Vec<&str> = s["Action"]
+                .as_array()
+                .expect("Action")
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            let resources: Vec<&str> = s["Resource"]
+                .as_array()
+                .expect("Resource")
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            assert!(!resources.is_empty(), "{name}: {s}");
+            for a in &actions {
+                assert!(!a.contains('*'), "{name}: wildcard action {a}");
+            }
+            for r in &resources {
+                assert_ne!(*r, "*", "{name}: a statement on every resource: {s}");
+                assert!(r.starts_with("arn:${partition}:"), "{name}: {r}");
+            }
+            let allowed: &[&str] = if actions.iter().all(|a| render::LOG_ACTIONS.contains(a)) {
+                for r in &resources {
+                    assert_eq!(
+                        *r,
+                        format!(
+                            "arn:${{partition}}:logs:${{region}}:${{account_id}}:log-group:/aws/lambda/${{prefix}}-{name}:*"
+                        ),
+                        "{name}: logs only to its own log group"
+                    );
+                }
+                render::LOG_ACTIONS
+            } else if actions.iter().all(|a| a.starts_with("dynamodb:")) {
+                for r in &resources {
+                    let rest = r
+                        .strip_prefix(
+                            "arn:${partition}:dynamodb:${region}:${account_id}:table/${prefix}-",
+                        )
+                        .unwrap_or_else(|| panic!("{name}: not one of the stack's tables: {r}"));
+                    let (table, sub) = rest.split_once('/').unwrap_or((rest, ""));
+                    assert!(tables.contains(table), "{name}: undeclared table {table}");
+                    match sub {
+                        "" => {
+                            assert!(
+                                used.contains(table),
+                                "{name}: table {table} is not in its env"
+                            );
+                            granted_tables.insert(table.to_owned());
+                            assert_eq!(actions, render::TABLE_ACTIONS, "{name}");
+                        }
+                        "index/*" => {
+                            assert!(
+                                used.contains(table),
+                                "{name}: index of {table} not in its env"
+                            );
+                            assert_eq!(actions, render::INDEX_ACTIONS, "{name}");
+                        }
+                        "stream/*" => {
+                            assert!(
+                                streamed.contains(table),
+                                "{name}: stream of {table} without a subscription"
+                            );
+                            assert_eq!(actions, render::STREAM_ACTIONS, "{name}");
+                        }
+                        other => panic!("{name}: unexpected table resource /{other}"),
+                    }
+                }
+                continue;
+            } else if actions == ["sqs:SendMessage"] {
+                for r in &resources {
+                    assert!(
+                        queues.contains(*r),
+                        "{name}: queue {r} is not its on-failure destination"
+                    );
+                }
+                continue;
+            } else if actions == ["execute-api:ManageConnections"] {
+                assert!(websocket, "{name}: @connections without a WebSocket API");
+                assert!(
+                    websocket_functions.contains(name.as_str()) || !streamed.is_empty(),
+                    "{name}: neither a WebSocket route nor a stream consumer"
+                );
+                assert_eq!(
+                    resources,
+                    [
+                        "arn:${partition}:execute-api:${region}:${account_id}:${websocket_api_id}/${websocket_stage}/*/@connections/*"
+                    ],
+                    "{name}"
+                );
+                manages_connections = true;
+                continue;
+            } else {
+                panic!("{name}: unexpected statement {s}");
+            };
+            for a in &actions {
+                assert!(allowed.contains(a), "{name}: {a}");
+            }
+        }
+        let used: BTreeSet<String> = used.iter().map(|t| (*t).to_owned()).collect();
+        assert_eq!(
+            granted_tables, used,
+            "{name}: every table in its env, and only those"
+        );
+        assert_eq!(f["websocket_endpoint"], manages_connections, "{name}");
+    }
+}
+
+#[test]
+fn committed_rendered_policies_are_least_privilege() {
+    check_least_privilege(&read_json(&repo().join(render::DEFAULT_OUTPUT)));
+}
+
+/// A manifest with every section (WebSocket API, subscriptions, indexes),
+/// as the manifest types serialize it, whether or not dev.toml has them yet.
+#[test]
+fn full_manifest_renders_to_the_golden_file_with_least_privilege() {
+    let fixtures = repo().join("terraform/tests/fixtures");
+    let source = fixtures.join("full-manifest.json");
+    let rendered = render::render_value(&source, read_json(&source)).expect("render");
+    check_least_privilege(&rendered);
+
+    let f = &rendered["deploy"]["functions"];
+    assert_eq!(
+        f["notify"]["websocket_endpoint"], true,
+        "a stream consumer pushes"
+    );
+    assert_eq!(f["live"]["websocket_endpoint"], true, "a WebSocket route");
+    assert_eq!(f["products"]["websocket_endpoint"], false);
+    assert_eq!(f["orders"]["env"], serde_json::json!({"CURRENCY": "EUR"}));
+    assert_eq!(f["orders"]["binary"], "orders");
+    assert_eq!(f["orders"]["timeout"], 3);
+    let keys: Vec<&str> = rendered["deploy"]["subscriptions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["key"].as_str())
+        .collect();
+    assert_eq!(keys, ["notify-orders", "notify-products"]);
+    let queues: Vec<&str> = rendered["deploy"]["subscriptions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["queue"].as_str())
+        .collect();
+    assert_eq!(queues, ["orders-failures", "notify-products-failures"]);
+
+    let golden = fixtures.join("full-rendered.json");
+    let mut text = serde_json::to_string_pretty(&rendered).expect("json");
+    text.push('\n');
+    if std::env::var_os("WOOCOM_UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, &text).expect("write golden");
+    }
+    let expected = std::fs::read_to_string(&golden).unwrap_or_default();
+    assert!(
+        expected == text,
+        "{} differs from the render of {}: if the change is intended, rerun with WOOCOM_UPDATE_GOLDEN=1",
+        golden.display(),
+        source.display()
+    );
+}
+
+#[test]
+fn render_check_fails_on_a_stale_file_and_passes_after_render() {
+    let dir = std::env::temp_dir().join(format!("woocom-render-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let toml = dir.join("dev.toml");
+    std::fs::write(
+        &toml,
+        "[functions.f]\ncrate = \"c\"\nenv = { T = \"things\" }\n[tables.things]\npartition_key = { name = \"id\" }\n",
+    )
+    .expect("write");
+    let bin = env!("CARGO_BIN_EXE_woocom-dev");
+    let run = |args: &[&str]| {
+        std::process::Command::new(bin)
+            .arg("--manifest")
+            .arg(&toml)
+            .args(args)
+            .output()
+            .expect("run woocom-dev")
+    };
+    let stale = run(&["render", "--check"]);
+    assert!(!stale.status.success());
+    assert!(
+        String::from_utf8_lossy(&stale.stderr).contains("is stale"),
+        "{stale:?}"
+    );
+    assert!(run(&["render"]).status.success());
+    assert!(run(&["render", "--check"]).status.success());
+    let rendered = read_json(&dir.join("terraform/manifest.json"));
+    assert_eq!(
+        rendered["deploy"]["functions"]["f"]["table_env"]["T"],
+        "things"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,117 @@
+"""Checks `terraform output -json` of terraform/tests/manifest (the
+manifest module evaluated offline) for one rendered manifest.
+
+    python3 check-manifest-module.py OUTPUTS.json RENDERED.json
+"""
+
+import json
+import re
+import sys
+
+outputs = {k: v["value"] for k, v in json.load(open(sys.argv[1])).items()}
+rendered = json.load(open(sys.argv[2]))
+PREFIX = "woocom-dev-test"
+problems = []
+
+
+def check(condition, message):
+    if not condition:
+        problems.append(message)
+
+
+check(outputs["format_ok"] is True, "format_ok")
+
+# Tables: prefixed names, every key attribute once with its type.
+for name, t in rendered["tables"].items():
+    out = outputs["tables"][name]
+    check(out["name"] == f"{PREFIX}-{name}", f"table {name}: name {out['name']}")
+    keys = [t["partition_key"]] + ([t["sort_key"]] if t["sort_key"] else [])
+    for i in t["global_indexes"]:
+        keys += [i["partition_key"]] + ([i["sort_key"]] if i["sort_key"] else [])
+    keys += [i["sort_key"] for i in t["local_indexes"]]
+    want = sorted({(k["name"], k["type"]) for k in keys})
+    got = sorted((a["name"], a["type"]) for a in out["attributes"])
+    check(want == got, f"table {name}: attributes {got} != {want}")
+    check(out["stream_view_type"] == t["stream"], f"table {name}: stream")
+    for i in out["global_indexes"] + out["local_indexes"]:
+        if i["projection_type"] != "INCLUDE":
+            check(i["non_key_attributes"] is None, f"table {name}: index {i['name']} non_key_attributes")
+
+# Functions: env rewritten, policies filled in, nothing left unfilled.
+endpoint = outputs["websocket_endpoint"]
+for name, f in outputs["functions"].items():
+    d = rendered["deploy"]["functions"][name]
+    check(f["name"] == f"{PREFIX}-{name}", f"function {name}: name")
+    for k, table in d["table_env"].items():
+        check(f["env"].get(k) == f"{PREFIX}-{table}", f"function {name}: env {k}={f['env'].get(k)}")
+    for k, v in d["env"].items():
+        check(f["env"].get(k) == v, f"function {name}: env {k}")
+    if d["websocket_endpoint"]:
+        check(f["env"].get("WOOCOM_WEBSOCKET_ENDPOINT") == endpoint and endpoint.startswith("https://"),
+              f"function {name}: WOOCOM_WEBSOCKET_ENDPOINT")
+    else:
+        check("WOOCOM_WEBSOCKET_ENDPOINT" not in f["env"], f"function {name}: unexpected endpoint")
+    check("${" not in f["policy"], f"function {name}: unfilled placeholder in {f['policy']}")
+    policy = json.loads(f["policy"])
+    for s in policy["Statement"]:
+        for r in s["Resource"]:
+            check(re.match(r"^arn:aws:(logs|dynamodb|sqs|execute-api):eu-west-1:123456789012:", r), f"{name}: {r}")
+            if ":dynamodb:" in r:
+                check(f":table/{PREFIX}-" in r, f"{name}: {r}")
+            if ":execute-api:" in r:
+                check(r == "arn:aws:execute-api:eu-west-1:123456789012:abc123defg/api/*/@connections/*", f"{name}: {r}")
+
+# REST API: every route once in the OpenAPI document, path parameters
+# declared, CORS preflights where dev.toml enables CORS.
+paths = outputs["openapi"]["paths"]
+for r in rendered["routes"]:
+    method = "x-amazon-apigateway-any-method" if r["method"] == "ANY" else r["method"].lower()
+    op = paths.get(r["path"], {}).get(method)
+    check(op is not None, f"route {r['method']} {r['path']} missing")
+    if op is None:
+        continue
+    integration = op["x-amazon-apigateway-integration"]
+    check(integration["type"] == "aws_proxy" and integration["httpMethod"] == "POST", f"{r['path']}: integration")
+    check(integration["uri"].endswith(f":function:{PREFIX}-{r['function']}/invocations"), f"{r['path']}: uri")
+    check(integration["timeoutInMillis"] == rendered["api"]["integration_timeout_ms"], f"{r['path']}: timeout")
+    params = sorted(p["name"] for p in op["parameters"])
+    want = sorted(re.findall(r"\{([^}+]+)\+?\}", r["path"]))
+    check(params == want, f"{r['path']}: parameters {params} != {want}")
+    if rendered["api"].get("cors"):
+        check("options" in paths[r["path"]], f"{r['path']}: no CORS preflight")
+operations = sum(len([k for k in v if k != "options"]) for v in paths.values())
+check(operations == len(rendered["routes"]), f"{operations} operations for {len(rendered['routes'])} routes")
+check(outputs["openapi"]["x-amazon-apigateway-binary-media-types"] == rendered["api"]["binary_media_types"], "binary media types")
+if rendered["api"].get("cors"):
+    check(set(outputs["openapi"]["x-amazon-apigateway-gateway-responses"]) == {"DEFAULT_4XX", "DEFAULT_5XX"}, "gateway responses")
+
+perms = outputs["rest_permissions"]
+check(len(perms) == len(rendered["routes"]), "one permission per route")
+for p in perms.values():
+    check(re.match(r"^api/(\*|[A-Z]+)/[^{}]*$", p["source_path"]) is not None, f"permission path {p['source_path']}")
+
+# Subscriptions: same settings, filters as JSON pattern strings.
+subs = outputs["subscriptions"]
+for i, s in enumerate(rendered.get("subscriptions", [])):
+    key = rendered["deploy"]["subscriptions"][i]["key"]
+    out = subs[key]
+    check(out["queue"] == f"{PREFIX}-{rendered['deploy']['subscriptions'][i]['queue']}", f"{key}: queue")
+    for field in ["batch_size", "maximum_batching_window_in_seconds", "maximum_retry_attempts", "maximum_record_age_in_seconds"]:
+        check(out[field] == s.get(field), f"{key}: {field} {out[field]} != {s.get(field)}")
+    check(out["starting_position"] == (s.get("starting_position") or "LATEST"), f"{key}: starting_position")
+    check(out["report_batch_item_failures"] == bool(s.get("report_batch_item_failures")), f"{key}: report")
+    for f in out["filters"]:
+        check(isinstance(json.loads(f), dict), f"{key}: filter {f}")
+check(len(subs) == len(rendered.get("subscriptions", [])), "subscriptions count")
+
+if "websocket" in rendered:
+    check((outputs.get("websocket") or {}).get("routes") == rendered["websocket"]["routes"], "websocket routes")
+else:
+    check(outputs.get("websocket") is None and endpoint == "", "no websocket")
+
+if problems:
+    for p in problems:
+        print(f"error: {p}", file=sys.stderr)
+    sys.exit(1)
+print(f"manifest module: {sys.argv[2]}: {len(outputs['functions'])} functions, {len(rendered['routes'])} routes, "
+      f"{len(outputs['tables'])} tables, {len(subs)} subscriptions checked")
