@@ -16,7 +16,7 @@ pub enum GraphError {
     Parse(String),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct CrateGraph {
     /// Workspace package name → its folder.
     pub dirs: BTreeMap<String, PathBuf>,

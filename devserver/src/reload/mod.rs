@@ -83,7 +83,17 @@ impl Reloader {
     /// Starts watching; the returned task runs until aborted.
     pub fn spawn(self) -> Result<tokio::task::JoinHandle<()>, ReloadError> {
         let root = absolute(self.manifest.root());
-        let graph = CrateGraph::load(&root)?;
+        // Without a cargo workspace (a dev.toml that only declares tables,
+        // say) there are no crates to watch; dev.toml still is.
+        let graph = match CrateGraph::load(&root) {
+            Ok(g) => g,
+            Err(e) => {
+                if !self.manifest.functions.is_empty() {
+                    tracing::warn!(target: "reload", "functions will not reload on change: {e}");
+                }
+                CrateGraph::default()
+            }
+        };
         let (tx, rx) = mpsc::unbounded_channel();
         let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
             if let Ok(event) = event
