@@ -60,7 +60,7 @@ fn recorded(log: &PathBuf) -> Vec<Value> {
 
 /// Waits (bounded) until the probe recorded an event of this type.
 async fn wait_recorded(log: &PathBuf, event_type: &str) -> Value {
-    for _ in 0..200 {
+    for _ in 0..1200 {
         if let Some(e) = recorded(log)
             .into_iter()
             .find(|e| e["requestContext"]["eventType"] == event_type)
@@ -165,7 +165,7 @@ async fn management(stack: &Stack) -> aws_sdk_apigatewaymanagement::Client {
 
 /// Waits (bounded) until the gateway has forgotten the connection.
 async fn wait_gone(stack: &Stack, id: &str) {
-    for _ in 0..200 {
+    for _ in 0..1200 {
         if !stack.websocket().connection_ids().iter().any(|c| c == id) {
             return;
         }
@@ -505,7 +505,7 @@ async fn disconnect_is_delivered_with_the_close_status() {
     drop(ws);
     for (id, code) in [(quiet, 1005), (dropped, 1006)] {
         let mut found = None;
-        for _ in 0..200 {
+        for _ in 0..1200 {
             found = recorded(&log).into_iter().find(|e| {
                 e["requestContext"]["eventType"] == "DISCONNECT"
                     && e["requestContext"]["connectionId"] == id.as_str()
@@ -583,7 +583,7 @@ async fn limits_close_the_connection_as_api_gateway_does() {
     assert_eq!(next_close(&mut ws).await.code, CloseCode::Away);
     assert!(started.elapsed() >= Duration::from_millis(1500));
     let mut idle_disconnect = None;
-    for _ in 0..200 {
+    for _ in 0..1200 {
         idle_disconnect = recorded(&log).into_iter().find(|e| {
             e["requestContext"]["eventType"] == "DISCONNECT"
                 && e["requestContext"]["connectionId"] == id.as_str()
