@@ -729,3 +729,56 @@ async fn replay_delivers_a_range_again_without_moving_the_checkpoint() {
     assert_eq!(bad.status(), 404);
     stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn cli_shows_status_and_the_dead_letter_queue() {
+    let dir = TempDir::new("streams-cli");
+    let stack = stack(&dir.0).await;
+    let db = dynamodb(&stack.urls().aws).await;
+    put(&db, "bisected", &[("id", "p"), ("fail", "always")]).await;
+    let aws = stack.urls().aws.clone();
+    // Run on a blocking thread: the stack serves on this test's runtime.
+    let cli = |args: &[&str]| {
+        let aws = aws.clone();
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let out = std::process::Command::new(env!("CARGO_BIN_EXE_woocom-dev"))
+                    .args(["streams", "--endpoint", &aws])
+                    .args(&args)
+                    .output()
+                    .expect("woocom-dev runs");
+                (
+                    out.status.success(),
+                    String::from_utf8_lossy(&out.stdout).into_owned(),
+                )
+            })
+            .await
+            .expect("cli thread")
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let listing = loop {
+        let (ok, text) = cli(&["dlq", "list"]).await;
+        assert!(ok, "{text}");
+        if text.contains("bisect-failures") {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "no entry listed: {text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(listing.contains("RetryAttemptsExhausted"), "{listing}");
+    let id = listing.split_whitespace().next().expect("id").to_owned();
+    let (ok, shown) = cli(&["dlq", "show", &id]).await;
+    assert!(ok && shown.contains("DDBStreamBatchInfo"), "{shown}");
+    let (ok, redriven) = cli(&["dlq", "redrive", &id]).await;
+    assert!(!ok && redriven.contains("entry kept"), "{redriven}");
+    let (ok, status) = cli(&["status"]).await;
+    assert!(ok, "{status}");
+    assert!(
+        status.contains("bisect-bisected (bisected -> bisect)"),
+        "{status}"
+    );
+    assert!(status.contains("1 in DLQ"), "{status}");
+    stack.shutdown().await;
+}
