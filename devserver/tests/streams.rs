@@ -112,7 +112,7 @@ async fn insert_modify_remove_carry_the_images_of_each_view_type() {
     put(&db, "both", &[("id", "a"), ("sk", "1"), ("v", "1")]).await;
     // The same item again changes nothing: no record. (Only checked with
     // NEW_AND_OLD_IMAGES: the engine records a MODIFY for a no-op write and
-    // other view types keep too little to tell; see ENGINE-GAPS.md.)
+    // other view types keep too little to tell.)
     put(&db, "both", &[("id", "a"), ("sk", "1"), ("v", "1")]).await;
     put(&db, "both", &[("id", "a"), ("sk", "1"), ("v", "2")]).await;
     db.delete_item()
