@@ -63,7 +63,12 @@ pub async fn run(
         )
         .into());
     }
-    let tf = Terraform::new(&root, args.stack.clone(), args.state_bucket.clone())?;
+    let tf = Terraform::new(
+        &root,
+        args.stack.clone(),
+        args.state_bucket.clone(),
+        &manifest.stack.region,
+    )?;
 
     // 2. Packages.
     if !args.skip_package {

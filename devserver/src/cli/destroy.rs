@@ -34,7 +34,12 @@ pub async fn run(
     }
     let manifest = Manifest::load(manifest_path)?;
     terraform::require_terraform()?;
-    let tf = Terraform::new(manifest.root(), args.stack, args.state_bucket)?;
+    let tf = Terraform::new(
+        manifest.root(),
+        args.stack,
+        args.state_bucket,
+        &manifest.stack.region,
+    )?;
     let package_dir = super::deploy::package_dir(&manifest)?;
     let extra = vec![("package_dir".to_owned(), package_dir)];
     tokio::task::spawn_blocking(move || {

@@ -10,6 +10,8 @@ use std::process::{Command, Stdio};
 /// Environment variable naming the S3 bucket holding Terraform state (the
 /// `bootstrap` stack's `state_bucket` output).
 pub const STATE_BUCKET_ENV: &str = "WOOCOM_STATE_BUCKET";
+/// The state bucket's region when it is not dev.toml's `[stack] region`.
+pub const STATE_REGION_ENV: &str = "WOOCOM_STATE_REGION";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StackName {
@@ -119,6 +121,7 @@ pub struct Terraform {
     /// `TF_DATA_DIR`.
     pub data_dir: PathBuf,
     pub state_bucket: String,
+    pub state_region: String,
     pub vars: Vec<(String, String)>,
 }
 
@@ -144,11 +147,18 @@ pub fn require_terraform() -> Result<(), TerraformError> {
 }
 
 impl Terraform {
+    /// `region` is dev.toml's `[stack] region`, where the state bucket is
+    /// unless `WOOCOM_STATE_REGION` says otherwise.
     pub fn new(
         root: &Path,
         stack: StackName,
         state_bucket: Option<String>,
+        region: &str,
     ) -> Result<Terraform, TerraformError> {
+        let state_region = std::env::var(STATE_REGION_ENV)
+            .ok()
+            .filter(|r| !r.is_empty())
+            .unwrap_or_else(|| region.to_owned());
         let state_bucket = state_bucket
             .or_else(|| std::env::var(STATE_BUCKET_ENV).ok())
             .filter(|b| !b.is_empty())
@@ -161,6 +171,7 @@ impl Terraform {
             dir,
             data_dir,
             state_bucket,
+            state_region,
             vars,
         })
     }
@@ -206,6 +217,7 @@ impl Terraform {
             "-reconfigure".into(),
             format!("-backend-config=bucket={}", self.state_bucket),
             format!("-backend-config=key={}", self.stack.state_key()),
+            format!("-backend-config=region={}", self.state_region),
         ])
     }
 
