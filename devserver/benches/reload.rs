@@ -72,10 +72,9 @@ fn workspace(repo: &Path, dir: &Path) {
     std::fs::write(&cargo_toml, text).expect("write");
     let _ = std::fs::remove_dir_all(dir.join("functions/products/tests"));
     let root = std::fs::read_to_string(repo.join("Cargo.toml")).expect("read");
-    let root = root.replace(
-        &root[root.find("members").expect("members")..root.find(']').expect("]") + 1],
-        "members = [\"functions/*\"]",
-    );
+    let start = root.find("members").expect("members");
+    let end = start + root[start..].find(']').expect("end of members") + 1;
+    let root = format!("{}members = [\"functions/*\"]{}", &root[..start], &root[end..]);
     std::fs::write(dir.join("Cargo.toml"), root).expect("write");
     std::fs::copy(repo.join("Cargo.lock"), dir.join("Cargo.lock")).expect("lock");
     std::fs::write(dir.join("dev.toml"), MANIFEST).expect("write");
