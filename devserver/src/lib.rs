@@ -12,8 +12,8 @@ pub mod dynamodb;
 pub mod gateway;
 pub mod lambda;
 pub mod manifest;
+pub mod reload;
 pub mod stack;
 pub mod streams;
-pub mod reload;
 
 pub use stack::{Stack, StackOptions, StackUrls};

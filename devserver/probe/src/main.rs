@@ -48,7 +48,10 @@ fn options(event: &Value) -> (String, Value) {
         let mode = q["probe"].as_str().unwrap_or("echo").to_owned();
         let body = event["body"].as_str().unwrap_or("");
         let response = serde_json::from_str(body).unwrap_or(Value::Null);
-        (mode, json!({ "ms": q["ms"], "code": q["code"], "bytes": q["bytes"], "response": response }))
+        (
+            mode,
+            json!({ "ms": q["ms"], "code": q["code"], "bytes": q["bytes"], "response": response }),
+        )
     } else {
         let mode = event["probe"].as_str().unwrap_or("echo").to_owned();
         (mode, event.clone())
@@ -98,8 +101,9 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
 
     let lambda_http = match serde_json::from_value::<LambdaRequest>(payload.clone()) {
         Ok(LambdaRequest::ApiGatewayV1(_)) => {
-            let request: lambda_http::Request =
-                lambda_http::Request::from(serde_json::from_value::<LambdaRequest>(payload.clone())?);
+            let request: lambda_http::Request = lambda_http::Request::from(
+                serde_json::from_value::<LambdaRequest>(payload.clone())?,
+            );
             use lambda_http::RequestExt;
             json!({
                 "variant": "ApiGatewayV1",
@@ -112,7 +116,14 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
         Err(e) => json!({ "error": e.to_string() }),
     };
     let env: serde_json::Map<String, Value> = std::env::vars()
-        .filter(|(k, _)| k.starts_with("AWS_") || k.starts_with("LAMBDA_") || k.starts_with('_') || k == "TZ" || k == "LANG" || k.starts_with("PROBE_"))
+        .filter(|(k, _)| {
+            k.starts_with("AWS_")
+                || k.starts_with("LAMBDA_")
+                || k.starts_with('_')
+                || k == "TZ"
+                || k == "LANG"
+                || k.starts_with("PROBE_")
+        })
         .map(|(k, v)| (k, Value::String(v)))
         .collect();
     let report = json!({
