@@ -63,18 +63,32 @@ fn copy_dir(from: &Path, to: &Path) {
 /// repository's versions and lints.
 fn workspace(repo: &Path, dir: &Path) {
     let _ = std::fs::remove_dir_all(dir);
-    copy_dir(&repo.join("functions/domain"), &dir.join("functions/domain"));
-    copy_dir(&repo.join("functions/products"), &dir.join("functions/products"));
+    copy_dir(
+        &repo.join("functions/domain"),
+        &dir.join("functions/domain"),
+    );
+    copy_dir(
+        &repo.join("functions/products"),
+        &dir.join("functions/products"),
+    );
     // Without the dev-dependency on the devserver: only the function builds.
     let cargo_toml = dir.join("functions/products/Cargo.toml");
     let text = std::fs::read_to_string(&cargo_toml).expect("read");
-    let text = text.split("[dev-dependencies]").next().unwrap_or_default().to_owned();
+    let text = text
+        .split("[dev-dependencies]")
+        .next()
+        .unwrap_or_default()
+        .to_owned();
     std::fs::write(&cargo_toml, text).expect("write");
     let _ = std::fs::remove_dir_all(dir.join("functions/products/tests"));
     let root = std::fs::read_to_string(repo.join("Cargo.toml")).expect("read");
     let start = root.find("members").expect("members");
     let end = start + root[start..].find(']').expect("end of members") + 1;
-    let root = format!("{}members = [\"functions/*\"]{}", &root[..start], &root[end..]);
+    let root = format!(
+        "{}members = [\"functions/*\"]{}",
+        &root[..start],
+        &root[end..]
+    );
     std::fs::write(dir.join("Cargo.toml"), root).expect("write");
     std::fs::copy(repo.join("Cargo.lock"), dir.join("Cargo.lock")).expect("lock");
     std::fs::write(dir.join("dev.toml"), MANIFEST).expect("write");
@@ -87,7 +101,11 @@ fn edit(dir: &Path, marker: &str) {
     let text = std::fs::read_to_string(&lib).expect("read");
     let start = text.find("no product {id}").expect("the not-found message");
     let end = start + text[start..].find('"').expect("end of string");
-    let edited = format!("{}no product {{id}} [{marker}]{}", &text[..start], &text[end..]);
+    let edited = format!(
+        "{}no product {{id}} [{marker}]{}",
+        &text[..start],
+        &text[end..]
+    );
     std::fs::write(&lib, edited).expect("write");
 }
 
@@ -130,11 +148,17 @@ async fn main() {
     }
 
     let manifest = Manifest::load(&dir.join("dev.toml")).expect("manifest");
-    let mut options = StackOptions::new(manifest).free_ports().quiet_build().watch();
+    let mut options = StackOptions::new(manifest)
+        .free_ports()
+        .quiet_build()
+        .watch();
     options.target_dir = Some(target.clone());
     let stack = Stack::start(options).await.expect("stack");
     let url = format!("{}/products/nothing-here", stack.urls().api);
-    let http = reqwest::Client::builder().no_proxy().build().expect("client");
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
 
     // (b) steady load across the reloads: 50 requests/s.
     let sent = Arc::new(AtomicU64::new(0));
@@ -145,7 +169,8 @@ async fn main() {
             let mut tick = tokio::time::interval(Duration::from_millis(20));
             loop {
                 tick.tick().await;
-                let (http, url, sent, failed) = (http.clone(), url.clone(), sent.clone(), failed.clone());
+                let (http, url, sent, failed) =
+                    (http.clone(), url.clone(), sent.clone(), failed.clone());
                 tokio::spawn(async move {
                     sent.fetch_add(1, Ordering::Relaxed);
                     // The function answers 404 for a missing product: any
@@ -191,8 +216,16 @@ async fn main() {
     let cargo_median = median(cargo_times.clone());
     let reload_median = median(reload_times.clone());
     println!("\nhot reload of woocom-products ({rounds} edits each, medians)");
-    println!("  cargo build -p woocom-products     {:>8.0} ms   {:?}", cargo_median.as_secs_f64() * 1e3, ms(&cargo_times));
-    println!("  edit -> first new response         {:>8.0} ms   {:?}", reload_median.as_secs_f64() * 1e3, ms(&reload_times));
+    println!(
+        "  cargo build -p woocom-products     {:>8.0} ms   {:?}",
+        cargo_median.as_secs_f64() * 1e3,
+        ms(&cargo_times)
+    );
+    println!(
+        "  edit -> first new response         {:>8.0} ms   {:?}",
+        reload_median.as_secs_f64() * 1e3,
+        ms(&reload_times)
+    );
     println!(
         "  added by the reload                {:>8.0} ms   (target: < 300 ms)",
         (reload_median.as_secs_f64() - cargo_median.as_secs_f64()) * 1e3

@@ -27,10 +27,10 @@ use crate::aws::{self, AwsEndpoint};
 use crate::dynamodb::{DataLocation, DynamoDb, DynamoDbError};
 use crate::gateway::rest::{self, RestApi};
 use crate::gateway::websocket::{self, WebSocketGateway};
-use crate::reload::{ReloadError, ReloadEvent, Reloader};
 use crate::lambda::build::{self, BinTarget, BuildError};
 use crate::lambda::{FunctionSpec, HostSettings, LambdaHost};
 use crate::manifest::{LoadError, Manifest, Ports};
+use crate::reload::{ReloadError, ReloadEvent, Reloader};
 use crate::streams::Streams;
 
 #[derive(Debug, thiserror::Error)]
@@ -237,10 +237,10 @@ impl Stack {
             let manifest = manifest.clone();
             let settings = build_settings.clone();
             tokio::task::spawn_blocking(move || build_functions(&manifest, &settings))
-            .await
-            .map_err(|e| {
-                StackError::Build(BuildError::Spawn(std::io::Error::other(e.to_string())))
-            })??
+                .await
+                .map_err(|e| {
+                    StackError::Build(BuildError::Spawn(std::io::Error::other(e.to_string())))
+                })??
         };
 
         let stage = &manifest.api.stage;

@@ -80,7 +80,10 @@ impl Fixture {
         std::fs::write(dir.join("dev.toml"), MANIFEST.replace("NAME", name)).expect("write");
 
         let manifest = Manifest::load(&dir.join("dev.toml")).expect("manifest");
-        let mut options = StackOptions::new(manifest).free_ports().quiet_build().watch();
+        let mut options = StackOptions::new(manifest)
+            .free_ports()
+            .quiet_build()
+            .watch();
         options.target_dir = Some(tmp.join("reload-target"));
         let stack = Stack::start(options).await.expect("stack starts");
         let events = stack.reload_events();
@@ -128,7 +131,10 @@ async fn an_edit_is_served_by_the_next_request_and_a_request_during_the_rebuild_
     // the new binary.
     tokio::time::sleep(Duration::from_millis(150)).await;
     let during = f.body("/hello").await;
-    assert_eq!(during, "v2", "a request during the rebuild gets the new code");
+    assert_eq!(
+        during, "v2",
+        "a request during the rebuild gets the new code"
+    );
     match f.next_event().await {
         ReloadEvent::Reloaded { functions, .. } => assert_eq!(functions, ["hello"]),
         other => panic!("expected a reload, got {other:?}"),
@@ -157,12 +163,19 @@ async fn a_broken_edit_keeps_the_old_version_serving_and_reports_the_error() {
         .expect("ascii")
         .to_owned();
     assert!(header.contains("mismatched types"), "{header}");
-    assert_eq!(r.text().await.expect("body"), "v1", "the old version answers");
+    assert_eq!(
+        r.text().await.expect("body"),
+        "v1",
+        "the old version answers"
+    );
 
     f.write_source(&source("v3", 0));
     assert!(matches!(f.next_event().await, ReloadEvent::Reloaded { .. }));
     let r = f.get("/hello").await;
-    assert!(r.headers().get("x-woocom-build-error").is_none(), "error cleared");
+    assert!(
+        r.headers().get("x-woocom-build-error").is_none(),
+        "error cleared"
+    );
     assert_eq!(r.text().await.expect("body"), "v3");
     f.stack.shutdown().await;
 }
@@ -204,7 +217,11 @@ async fn in_flight_requests_finish_on_the_old_binary() {
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     f.write_source(&source("fast-v2", 0));
-    assert_eq!(slow.await.expect("task"), "slow-v1", "the in-flight request finished on the old code");
+    assert_eq!(
+        slow.await.expect("task"),
+        "slow-v1",
+        "the in-flight request finished on the old code"
+    );
     assert!(matches!(f.next_event().await, ReloadEvent::Reloaded { .. }));
     assert_eq!(f.body("/hello").await, "fast-v2");
     f.stack.shutdown().await;
@@ -234,12 +251,17 @@ async fn dev_toml_edits_apply_without_restart_and_bad_ones_are_rejected() {
 
     std::fs::write(
         f.dir.join("dev.toml"),
-        with_route.replace("function = \"hello\"\n\"\n", "").replace("path = \"/hi\"", "path = \"/hi/{\""),
+        with_route
+            .replace("function = \"hello\"\n\"\n", "")
+            .replace("path = \"/hi\"", "path = \"/hi/{\""),
     )
     .expect("write");
     match f.next_event().await {
         ReloadEvent::ManifestRejected { error } => {
-            assert!(error.contains("dev.toml:") && error.contains("route path `/hi/{`"), "{error}");
+            assert!(
+                error.contains("dev.toml:") && error.contains("route path `/hi/{`"),
+                "{error}"
+            );
         }
         other => panic!("expected a rejection, got {other:?}"),
     }

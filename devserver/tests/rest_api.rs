@@ -443,7 +443,11 @@ async fn function_errors_and_crashes_give_502_and_the_instance_is_replaced() {
         .expect("request");
     assert_eq!(r.status(), 502, "exit");
     let after = probe_report(client.get(url("")).send().await.expect("r")).await;
-    assert_ne!(pid(&after), pid(&first), "the crashed instance was replaced");
+    assert_ne!(
+        pid(&after),
+        pid(&first),
+        "the crashed instance was replaced"
+    );
 
     // A function that fails during init fails the request that started it.
     let r = client

@@ -253,7 +253,8 @@ fn dynamodb_stream(event: &Value, request_id: &str) -> Result<Value, Error> {
     let log = std::env::var("PROBE_STREAM_LOG").ok();
     if let Some(path) = &log {
         let records = &raw["Records"];
-        let line = json!({ "request_id": request_id, "received_us": received_us, "records": records });
+        let line =
+            json!({ "request_id": request_id, "received_us": received_us, "records": records });
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

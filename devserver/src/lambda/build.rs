@@ -56,7 +56,11 @@ pub struct BuildSettings {
 
 /// Runs one `cargo build` for all targets in the workspace at `root` and
 /// returns each target's executable.
-pub fn build(root: &Path, targets: &[BinTarget], settings: &BuildSettings) -> Result<Built, BuildError> {
+pub fn build(
+    root: &Path,
+    targets: &[BinTarget],
+    settings: &BuildSettings,
+) -> Result<Built, BuildError> {
     let release = settings.release;
     let mut sorted = targets.to_vec();
     sorted.sort();
@@ -99,7 +103,11 @@ pub fn build(root: &Path, targets: &[BinTarget], settings: &BuildSettings) -> Re
     }
 }
 
-fn run_cargo(root: &Path, targets: &[BinTarget], settings: &BuildSettings) -> Result<Built, BuildError> {
+fn run_cargo(
+    root: &Path,
+    targets: &[BinTarget],
+    settings: &BuildSettings,
+) -> Result<Built, BuildError> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     let color = std::io::stderr().is_terminal();
@@ -214,6 +222,9 @@ mod tests {
 
     #[test]
     fn ansi_colours_are_stripped() {
-        assert_eq!(strip_ansi("\u{1b}[1m\u{1b}[31merror\u{1b}[0m: x"), "error: x");
+        assert_eq!(
+            strip_ansi("\u{1b}[1m\u{1b}[31merror\u{1b}[0m: x"),
+            "error: x"
+        );
     }
 }

@@ -156,7 +156,8 @@ impl LambdaHost {
     ///
     /// [`release`]: LambdaHost::release
     pub fn hold(&self, names: &[String]) {
-        self.held.send_modify(|held| held.extend(names.iter().cloned()));
+        self.held
+            .send_modify(|held| held.extend(names.iter().cloned()));
     }
 
     pub fn release(&self, names: &[String]) {

@@ -149,8 +149,14 @@ mod tests {
     #[test]
     fn files_belong_to_the_deepest_crate() {
         let g = graph();
-        assert_eq!(g.owner(Path::new("/w/devserver/probe/src/main.rs")), Some("probe"));
-        assert_eq!(g.owner(Path::new("/w/devserver/src/lib.rs")), Some("devserver"));
+        assert_eq!(
+            g.owner(Path::new("/w/devserver/probe/src/main.rs")),
+            Some("probe")
+        );
+        assert_eq!(
+            g.owner(Path::new("/w/devserver/src/lib.rs")),
+            Some("devserver")
+        );
         assert_eq!(g.owner(Path::new("/w/README.md")), None);
     }
 
@@ -158,7 +164,9 @@ mod tests {
     fn build_output_and_editor_files_are_ignored() {
         assert!(relevant(Path::new("/w/functions/products/src/lib.rs")));
         assert!(!relevant(Path::new("/w/target/debug/x")));
-        assert!(!relevant(Path::new("/w/functions/products/src/.lib.rs.swp")));
+        assert!(!relevant(Path::new(
+            "/w/functions/products/src/.lib.rs.swp"
+        )));
         assert!(!relevant(Path::new("/w/functions/products/src/lib.rs~")));
     }
 }

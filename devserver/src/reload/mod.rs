@@ -148,7 +148,12 @@ impl State {
             .manifest_path()
             .parent()
             .map_or_else(|| self.root.clone(), Path::to_owned);
-        for gone in self.watched.difference(&wanted).cloned().collect::<Vec<_>>() {
+        for gone in self
+            .watched
+            .difference(&wanted)
+            .cloned()
+            .collect::<Vec<_>>()
+        {
             let _ = self.watcher.unwatch(&gone);
             self.watched.remove(&gone);
         }
@@ -161,7 +166,9 @@ impl State {
         // dev.toml's folder is usually the workspace root: watched without
         // recursion, only the manifest file itself is looked at.
         if !self.watched.contains(&manifest_dir) {
-            let _ = self.watcher.watch(&manifest_dir, RecursiveMode::NonRecursive);
+            let _ = self
+                .watcher
+                .watch(&manifest_dir, RecursiveMode::NonRecursive);
         }
         Ok(())
     }
@@ -195,14 +202,19 @@ impl State {
             let mut crates = BTreeSet::new();
             let mut manifest_changed = false;
             let mut held: BTreeSet<String> = BTreeSet::new();
-            let mut note = |state: &State, path: &Path, crates: &mut BTreeSet<String>, manifest_changed: &mut bool| {
+            let mut note = |state: &State,
+                            path: &Path,
+                            crates: &mut BTreeSet<String>,
+                            manifest_changed: &mut bool| {
                 match state.classify(path) {
                     Some(Change::Manifest) => *manifest_changed = true,
                     Some(Change::Crate(c)) => {
                         let functions = state.functions_using(&c);
                         if !functions.is_empty() {
-                            let new: Vec<String> =
-                                functions.into_iter().filter(|f| !held.contains(f)).collect();
+                            let new: Vec<String> = functions
+                                .into_iter()
+                                .filter(|f| !held.contains(f))
+                                .collect();
                             state.reloader.lambda.hold(&new);
                             held.extend(new);
                             crates.insert(c);
@@ -310,9 +322,13 @@ impl State {
                     BuildError::Failed { errors, .. } => errors.clone(),
                     other => other.to_string(),
                 };
-                let summary = build::first_error(&errors).unwrap_or("build failed").to_owned();
+                let summary = build::first_error(&errors)
+                    .unwrap_or("build failed")
+                    .to_owned();
                 for name in &names {
-                    self.reloader.lambda.set_build_error(name, Some(summary.clone()));
+                    self.reloader
+                        .lambda
+                        .set_build_error(name, Some(summary.clone()));
                 }
                 tracing::error!(
                     target: "reload",
@@ -351,7 +367,11 @@ impl State {
         let mut changes = Vec::new();
         let mut to_build = BTreeSet::new();
 
-        for name in old.functions.keys().filter(|n| !new.functions.contains_key(*n)) {
+        for name in old
+            .functions
+            .keys()
+            .filter(|n| !new.functions.contains_key(*n))
+        {
             self.reloader.lambda.remove_function(name);
             changes.push(format!("removed function {name}"));
         }
@@ -387,7 +407,9 @@ impl State {
                 .zip(&new.routes)
                 .any(|(a, b)| a.key() != b.key() || a.function != b.function);
         if routes_changed || format!("{:?}", old.api) != format!("{:?}", new.api) {
-            self.reloader.rest.redeploy(new.api.clone(), new.routes.clone());
+            self.reloader
+                .rest
+                .redeploy(new.api.clone(), new.routes.clone());
             changes.push("REST API routes and settings".to_owned());
         }
         if old.tables != new.tables {
