@@ -9,6 +9,7 @@ mod package;
 mod render;
 mod reset;
 mod scan;
+mod streams;
 mod tables;
 mod up;
 
@@ -60,6 +61,8 @@ enum Command {
     Reset(reset::ResetArgs),
     /// Inject DynamoDB errors into a running stack (throttling, 500s).
     Faults(faults::FaultsArgs),
+    /// Stream delivery: mapping status, dead-letter queues, replay.
+    Streams(streams::StreamsArgs),
     /// Render dev.toml to terraform/manifest.json (--check: fail when stale).
     Render(render::RenderArgs),
     /// Build every function for Lambda (arm64, x86_64) into zips.
@@ -91,6 +94,7 @@ pub fn main() -> ExitCode {
             Command::Scan(args) => scan::run(&cli.manifest, args).await,
             Command::Reset(args) => reset::run(&cli.manifest, args).await,
             Command::Faults(args) => faults::run(&cli.manifest, args).await,
+            Command::Streams(args) => streams::run(&cli.manifest, args).await,
             Command::Render(args) => render::run(&cli.manifest, args).await,
             Command::Package(args) => package::run(&cli.manifest, args).await,
             Command::Deploy(args) => deploy::run(&cli.manifest, args).await,
