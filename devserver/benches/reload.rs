@@ -116,6 +116,15 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 #[tokio::main]
 async fn main() {
+    // The reload's own lines (building, reloaded in, errors) on stderr;
+    // WOOCOM_LOG as for woocom-dev (default: the reload lines only).
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WOOCOM_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("reload=info,warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let rounds: usize = std::env::var("RELOAD_BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -154,7 +163,9 @@ async fn main() {
         .watch();
     options.target_dir = Some(target.clone());
     let stack = Stack::start(options).await.expect("stack");
-    let url = format!("{}/products/nothing-here", stack.urls().api);
+    // An id the function rejects before reaching the store: its answer
+    // (404) comes from the first "no product" message, the one edited.
+    let url = format!("{}/products/not.an.id", stack.urls().api);
     let http = reqwest::Client::builder()
         .no_proxy()
         .build()
