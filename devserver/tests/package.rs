@@ -23,7 +23,6 @@ fn repo() -> PathBuf {
 }
 
 #[tokio::test]
-#[ignore = "needs `woocom-dev package` output: run by devserver/tests/smoke/terraform-package.sh"]
 async fn packaged_bootstrap_serves_requests_through_the_runtime_api() {
     let dir = PathBuf::from(
         std::env::var("WOOCOM_PACKAGE_DIR")

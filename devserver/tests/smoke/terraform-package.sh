@@ -56,7 +56,7 @@ case "$host" in
     *) echo "terraform-package: no Lambda architecture for host $host" >&2; exit 1 ;;
 esac
 WOOCOM_PACKAGE_DIR="$out" WOOCOM_PACKAGE_ARCH="$host_arch" \
-    cargo test -p woocom-dev --test package -- --ignored --nocapture
+    cargo test -p woocom-dev --test package -- --nocapture
 
 if [ "$host_arch" = x86_64 ]; then
     # qemu-user runs the arm64 bootstrap; Debian's arm64 glibc (2.36) is
@@ -71,7 +71,7 @@ if [ "$host_arch" = x86_64 ]; then
     fi
     if command -v qemu-aarch64-static >/dev/null && [ -e "$sysroot/lib/ld-linux-aarch64.so.1" ]; then
         WOOCOM_PACKAGE_DIR="$out" WOOCOM_PACKAGE_ARCH=arm64 WOOCOM_PACKAGE_RUNNER="qemu-aarch64-static -L $sysroot" \
-            cargo test -p woocom-dev --test package -- --ignored --nocapture
+            cargo test -p woocom-dev --test package -- --nocapture
     else
         echo "terraform-package: NOT RUN: the arm64 bootstrap under emulation (needs $packages, and no apt-get as root); its ELF checks above ran" >&2
     fi
