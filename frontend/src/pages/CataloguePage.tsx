@@ -1,0 +1,146 @@
+import { useCallback, useEffect, useRef, useState } from 'react';
+import { Link } from 'react-router';
+import type { Product } from '../api';
+import { ErrorMessage, LiveIndicator, Loading, stockLabel } from '../components/Status';
+import type { LiveMessage } from '../live';
+import { formatMoney } from '../money';
+import { toApiError, useLive, useShop } from '../shop';
+import type { ApiError } from '../api';
+
+const PAGE_SIZE = 20;
+
+interface CatalogueState {
+  items: Product[];
+  next: string | null;
+  status: 'loading' | 'ready' | 'error';
+  error: ApiError | null;
+  /** Loading another page (the list stays on screen). */
+  more: boolean;
+}
+
+export function CataloguePage() {
+  const { api } = useShop();
+  const [state, setState] = useState<CatalogueState>({
+    items: [],
+    next: null,
+    status: 'loading',
+    error: null,
+    more: false,
+  });
+  const loaded = useRef(0);
+  const [changed, setChanged] = useState<Record<string, number>>({});
+
+  /** Loads from the first page until at least `atLeast` products (or the end). */
+  const loadFromStart = useCallback(
+    async (atLeast: number, signal?: AbortSignal) => {
+      setState((s) => ({ ...s, status: s.items.length ? s.status : 'loading', error: null }));
+      try {
+        let items: Product[] = [];
+        let next: string | null = null;
+        do {
+          const page = await api.listProducts({ limit: PAGE_SIZE, next }, signal);
+          items = items.concat(page.items);
+          next = page.next ?? null;
+        } while (next && items.length < atLeast);
+        if (signal?.aborted) return;
+        loaded.current = items.length;
+        setState({ items, next, status: 'ready', error: null, more: false });
+      } catch (err) {
+        if (signal?.aborted) return;
+        setState((s) => ({ ...s, status: 'error', error: toApiError(err), more: false }));
+      }
+    },
+    [api],
+  );
+
+  useEffect(() => {
+    const controller = new AbortController();
+    void loadFromStart(PAGE_SIZE, controller.signal);
+    return () => controller.abort();
+  }, [loadFromStart]);
+
+  const loadMore = async () => {
+    if (!state.next) return;
+    setState((s) => ({ ...s, more: true, error: null }));
+    try {
+      const page = await api.listProducts({ limit: PAGE_SIZE, next: state.next });
+      setState((s) => {
+        const seen = new Set(s.items.map((p) => p.id));
+        const items = s.items.concat(page.items.filter((p) => !seen.has(p.id)));
+        loaded.current = items.length;
+        return { ...s, items, next: page.next ?? null, more: false };
+      });
+    } catch (err) {
+      setState((s) => ({ ...s, more: false, status: 'error', error: toApiError(err) }));
+    }
+  };
+
+  const onMessage = useCallback((message: LiveMessage) => {
+    if (message.type !== 'stock') return;
+    setState((s) => ({
+      ...s,
+      items: s.items.map((p) => (p.id === message.productId ? { ...p, stock: message.stock } : p)),
+    }));
+    setChanged((c) => ({ ...c, [message.productId]: (c[message.productId] ?? 0) + 1 }));
+  }, []);
+
+  // Pushes flow only while the socket is open: whatever changed before it
+  // opened (or while it was down) is read again.
+  const live = useLive(['catalogue'], onMessage, () => void loadFromStart(Math.max(loaded.current, PAGE_SIZE)));
+
+  return (
+    <section aria-labelledby="catalogue-heading">
+      <div className="page-head">
+        <h1 id="catalogue-heading">Catalogue</h1>
+        <LiveIndicator state={live} />
+      </div>
+      {state.status === 'loading' && state.items.length === 0 && <Loading label="Loading products…" />}
+      {state.status === 'error' && (
+        <ErrorMessage
+          title="Could not load the products."
+          error={state.error ?? 'Unknown error.'}
+          onRetry={() =>
+            state.items.length && state.next ? void loadMore() : void loadFromStart(Math.max(loaded.current, PAGE_SIZE))
+          }
+        />
+      )}
+      {state.status === 'ready' && state.items.length === 0 && <p>No products yet.</p>}
+      {state.items.length > 0 && (
+        <ul className="product-grid" aria-label="Products">
+          {state.items.map((p) => (
+            <li key={p.id}>
+              <ProductCard product={p} pulse={changed[p.id] ?? 0} />
+            </li>
+          ))}
+        </ul>
+      )}
+      {state.next && state.status !== 'error' && (
+        <button type="button" className="secondary" onClick={() => void loadMore()} disabled={state.more}>
+          {state.more ? 'Loading more…' : 'Show more products'}
+        </button>
+      )}
+    </section>
+  );
+}
+
+function ProductCard({ product, pulse }: { product: Product; pulse: number }) {
+  return (
+    <article className="product-card" aria-labelledby={`product-${product.id}`} data-product-id={product.id}>
+      <h2 id={`product-${product.id}`}>
+        <Link to={`/products/${encodeURIComponent(product.id)}`}>{product.name}</Link>
+      </h2>
+      {product.description && <p className="description">{product.description}</p>}
+      <p className="price">{formatMoney(product.price, product.currency)}</p>
+      <p
+        className={`stock${product.stock <= 0 ? ' sold-out' : ''}${pulse ? ' pulse' : ''}`}
+        key={pulse}
+        aria-live="polite"
+        aria-atomic="true"
+        data-testid="stock"
+      >
+        <span className="visually-hidden">{product.name}: </span>
+        {stockLabel(product.stock)}
+      </p>
+    </article>
+  );
+}
