@@ -54,6 +54,41 @@ impl ApiError {
         )
     }
 
+    /// Checkout found too little stock. `left` maps each short product's id
+    /// to the units that remain (a decimal number), `message` names them.
+    pub fn sold_out(message: impl Into<String>, left: BTreeMap<String, String>) -> Self {
+        ApiError {
+            status: 409,
+            code: "sold_out",
+            message: message.into(),
+            fields: left,
+        }
+    }
+
+    /// A change to a basket that was checked out already.
+    pub fn basket_closed(basket_id: &str) -> Self {
+        ApiError::new(
+            409,
+            "basket_closed",
+            format!("basket {basket_id} was checked out already"),
+        )
+    }
+
+    /// An order status change the lifecycle does not allow.
+    pub fn invalid_transition(from: &str, to: &str) -> Self {
+        ApiError::new(
+            409,
+            "invalid_transition",
+            format!("an order cannot move from {from} to {to}"),
+        )
+    }
+
+    /// The request collides with the current state in a way a retry of the
+    /// same request will not fix (e.g. a `clientKey` used for another basket).
+    pub fn conflict(message: impl Into<String>) -> Self {
+        ApiError::new(409, "conflict", message)
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         ApiError::new(500, "internal", message)
     }
@@ -92,6 +127,12 @@ pub fn json_response(status: u16, body: &serde_json::Value) -> Response<Body> {
     response.headers_mut().insert(
         "content-type",
         lambda_http::http::HeaderValue::from_static("application/json"),
+    );
+    // The shop's pages are served from another origin; the gateway's CORS
+    // setting answers preflights, the function answers the request itself.
+    response.headers_mut().insert(
+        "access-control-allow-origin",
+        lambda_http::http::HeaderValue::from_static("*"),
     );
     response
 }

@@ -4,8 +4,12 @@
 //! variables only, so the same binary runs locally and in Lambda.
 
 pub mod aws;
+pub mod basket;
 pub mod error;
+pub mod order;
 pub mod product;
 
+pub use basket::{Basket, BasketRepo, Line};
 pub use error::ApiError;
+pub use order::{Order, OrderRepo, OrderStatus};
 pub use product::{Product, ProductInput, ProductRepo};
