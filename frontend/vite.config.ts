@@ -2,7 +2,7 @@
 import { fileURLToPath } from 'node:url';
 import react from '@vitejs/plugin-react';
 import { defineConfig } from 'vite';
-import { woocomConfigPlugin } from './devConfig';
+import { woocomConfigPlugin } from './devConfig.ts';
 
 const root = fileURLToPath(new URL('.', import.meta.url));
 
@@ -13,5 +13,6 @@ export default defineConfig({
     environment: 'jsdom',
     include: ['src/**/*.test.{ts,tsx}'],
     restoreMocks: true,
+    setupFiles: ['./src/test/setup.ts'],
   },
 });

@@ -115,7 +115,7 @@ function BasketLine({
         <Link to={`/products/${encodeURIComponent(line.productId)}`}>{line.name}</Link>
       </h2>
       <p className="unit-price">{formatMoney(line.unitPrice, currency)} each</p>
-      <div className="quantity" role="group" aria-label={`Quantity of ${line.name}`}>
+      <div className="quantity" role="group" aria-label={`Change quantity of ${line.name}`}>
         <button
           type="button"
           className="stepper"
@@ -159,8 +159,14 @@ function BasketLine({
         <span className="visually-hidden">Line total: </span>
         {formatMoney(line.lineTotal, currency)}
       </p>
-      <button type="button" className="link-button" disabled={pending} onClick={remove}>
-        Remove<span className="visually-hidden"> {line.name}</span>
+      <button
+        type="button"
+        className="link-button"
+        aria-label={`Remove ${line.name}`}
+        disabled={pending}
+        onClick={remove}
+      >
+        Remove
       </button>
       {error && (
         <ErrorMessage title={`Could not change ${line.name}.`} error={error} onRetry={retry ?? undefined} />

@@ -1,0 +1,85 @@
+import { act, screen, waitFor, within } from '@testing-library/react';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { FakeApi, FakeWebSocket, product, renderApp } from '../test/fakes';
+
+describe('catalogue', () => {
+  beforeEach(() => {
+    FakeWebSocket.reset();
+    localStorage.clear();
+  });
+
+  function card(name: string) {
+    const heading = screen.getByRole('heading', { name });
+    const article = heading.closest('article');
+    if (!article) throw new Error(`no card for ${name}`);
+    return within(article);
+  }
+
+  it('renders the products with price and stock, and applies a stock push live', async () => {
+    let stock = 12;
+    const api = new FakeApi().on('GET /products', () => ({
+      status: 200,
+      body: { items: [product('p1', 'Blue mug', 1250, stock), product('p2', 'Teapot', 3000, 0)], next: null },
+    }));
+    renderApp('/', api);
+
+    expect(screen.getByRole('status').textContent).toContain('Loading products');
+    expect(await screen.findByRole('heading', { name: 'Blue mug' })).toBeTruthy();
+    expect(card('Blue mug').getByText('€12.50')).toBeTruthy();
+    expect(card('Blue mug').getByTestId('stock').textContent).toContain('12 in stock');
+    expect(card('Teapot').getByTestId('stock').textContent).toContain('Sold out');
+    expect(screen.getByRole('link', { name: 'Blue mug' }).getAttribute('href')).toBe('/products/p1');
+
+    const ws = FakeWebSocket.latest();
+    expect(ws.url).toBe('ws://ws.test/local?topics=catalogue');
+    act(() => ws.open());
+    await waitFor(() => expect(screen.getByText('Live updates on')).toBeTruthy());
+    act(() => ws.push({ type: 'stock', productId: 'p1', stock: 3 }));
+    expect(card('Blue mug').getByTestId('stock').textContent).toContain('Only 3 left');
+    expect(card('Blue mug').getByTestId('stock').getAttribute('aria-live')).toBe('polite');
+    expect(card('Teapot').getByTestId('stock').textContent).toContain('Sold out');
+
+    // After a drop the list is read again, since pushes may have been missed.
+    stock = 7;
+    const before = api.callsTo('GET', '/products').length;
+    act(() => ws.drop());
+    await waitFor(() => expect(FakeWebSocket.instances).toHaveLength(2));
+    act(() => FakeWebSocket.latest().open());
+    await waitFor(() => expect(card('Blue mug').getByTestId('stock').textContent).toContain('7 in stock'));
+    expect(api.callsTo('GET', '/products').length).toBeGreaterThan(before);
+  });
+
+  it('shows an error with a retry that loads the products', async () => {
+    let fail = true;
+    const api = new FakeApi().on('GET /products', () =>
+      fail
+        ? { status: 500, body: { error: { code: 'internal', message: 'storage failure' } } }
+        : { status: 200, body: { items: [product('p1', 'Blue mug', 1250, 4)], next: null } },
+    );
+    renderApp('/', api);
+    const alert = await screen.findByRole('alert');
+    expect(alert.textContent).toContain('Could not load the products.');
+    expect(alert.textContent).toContain('storage failure');
+    fail = false;
+    act(() => within(alert).getByRole('button', { name: 'Try again' }).click());
+    expect(await screen.findByRole('heading', { name: 'Blue mug' })).toBeTruthy();
+    expect(screen.queryByRole('alert')).toBeNull();
+  });
+
+  it('pages through the catalogue with the next cursor', async () => {
+    const first = Array.from({ length: 20 }, (_, i) => product(`p${i}`, `Mug ${i}`, 1000 + i, 4));
+    const api = new FakeApi().on('GET /products', (call) => {
+      expect(call.query.get('limit')).toBe('20');
+      return call.query.get('next') === 'c2'
+        ? { status: 200, body: { items: [product('p20', 'Teapot', 3000, 9)], next: null } }
+        : { status: 200, body: { items: first, next: 'c2' } };
+    });
+    renderApp('/', api);
+    const more = await screen.findByRole('button', { name: 'Show more products' });
+    act(() => more.click());
+    expect(await screen.findByRole('heading', { name: 'Teapot' })).toBeTruthy();
+    const list = screen.getByRole('list', { name: 'Products' });
+    expect(within(list).getAllByRole('heading')).toHaveLength(21);
+    expect(screen.queryByRole('button', { name: 'Show more products' })).toBeNull();
+  });
+});

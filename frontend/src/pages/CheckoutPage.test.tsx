@@ -1,0 +1,104 @@
+import { act, fireEvent, screen, waitFor } from '@testing-library/react';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { BASKET_KEY } from '../basket';
+import { FakeApi, FakeWebSocket, apiError, basketOf, renderApp, type Call, type Reply } from '../test/fakes';
+
+const lines = [
+  { productId: 'p1', name: 'Blue mug', unitPrice: 1250, quantity: 3 },
+  { productId: 'p2', name: 'Teapot', unitPrice: 3000, quantity: 1 },
+];
+
+const order = {
+  id: 'o-42',
+  basketId: 'b1',
+  customerRef: 'ann@example.com',
+  items: basketOf('b1', lines).items,
+  total: 6750,
+  currency: 'EUR',
+  status: 'PLACED',
+  createdAt: '2026-11-23T12:00:00Z',
+  updatedAt: '2026-11-23T12:00:00Z',
+};
+
+function checkoutApi(placeOrder: (call: Call) => Reply) {
+  return new FakeApi()
+    .on('GET /baskets/{id}', { status: 200, body: basketOf('b1', lines) })
+    .on('GET /orders/{id}', { status: 200, body: order })
+    .on('POST /orders', (call) => placeOrder(call));
+}
+
+async function fillAndSubmit() {
+  const input = await screen.findByLabelText('Email or customer reference');
+  fireEvent.change(input, { target: { value: 'ann@example.com' } });
+  act(() => screen.getByRole('button', { name: /Place order|Try placing/ }).click());
+}
+
+describe('checkout', () => {
+  beforeEach(() => {
+    FakeWebSocket.reset();
+    localStorage.setItem(BASKET_KEY, 'b1');
+  });
+
+  it('names the sold-out product and what is left', async () => {
+    const api = checkoutApi(() => apiError(409, 'sold_out', 'not enough stock of Blue mug', { p1: 1 }));
+    renderApp('/checkout', api);
+    await fillAndSubmit();
+    const alert = await screen.findByRole('alert');
+    expect(alert.textContent).toContain('Not enough stock to place your order.');
+    expect(alert.textContent).toContain('Only 1 of Blue mug is left (you asked for 3).');
+    expect(alert.textContent).not.toContain('Teapot');
+    expect(screen.getByRole('link', { name: 'Change your basket' }).getAttribute('href')).toBe('/basket');
+    // Still on the checkout page, basket kept.
+    expect(localStorage.getItem(BASKET_KEY)).toBe('b1');
+  });
+
+  it('says a product with nothing left is sold out', async () => {
+    const api = checkoutApi(() => apiError(409, 'sold_out', 'Teapot is sold out', { p2: 0 }));
+    renderApp('/checkout', api);
+    await fillAndSubmit();
+    expect((await screen.findByRole('alert')).textContent).toContain('Teapot is sold out.');
+  });
+
+  it('reuses the clientKey when retrying after a lost answer, then lands on the order page', async () => {
+    let attempts = 0;
+    const api = checkoutApi(() => (++attempts === 1 ? new TypeError('Failed to fetch') : { status: 201, body: order }));
+    renderApp('/checkout', api);
+    await fillAndSubmit();
+    const alert = await screen.findByRole('alert');
+    expect(alert.textContent).toContain('Your order was not placed.');
+    act(() => screen.getByRole('button', { name: 'Try again' }).click());
+    expect(await screen.findByRole('heading', { name: 'Order o-42' })).toBeTruthy();
+    const posts = api.callsTo('POST', '/orders').map((c) => c.body as { clientKey: string; basketId: string; customerRef: string });
+    expect(posts).toHaveLength(2);
+    expect(posts[0]?.clientKey).toBeTruthy();
+    expect(posts[1]?.clientKey).toBe(posts[0]?.clientKey);
+    expect(posts[0]).toMatchObject({ basketId: 'b1', customerRef: 'ann@example.com' });
+    // The checked-out basket is no longer the browser's.
+    expect(localStorage.getItem(BASKET_KEY)).toBeNull();
+  });
+
+  it('uses a new clientKey for a new attempt after a sold-out answer', async () => {
+    let attempts = 0;
+    const api = checkoutApi(() =>
+      ++attempts === 1 ? apiError(409, 'sold_out', 'Blue mug is sold out', { p1: 0 }) : { status: 201, body: order },
+    );
+    renderApp('/checkout', api);
+    await fillAndSubmit();
+    await screen.findByRole('alert');
+    act(() => screen.getByRole('button', { name: 'Place order' }).click());
+    await screen.findByRole('heading', { name: 'Order o-42' });
+    const keys = api.callsTo('POST', '/orders').map((c) => (c.body as { clientKey: string }).clientKey);
+    expect(keys).toHaveLength(2);
+    expect(keys[1]).not.toBe(keys[0]);
+  });
+
+  it('does not send an empty customer reference', async () => {
+    const api = checkoutApi(() => ({ status: 201, body: order }));
+    renderApp('/checkout', api);
+    await screen.findByLabelText('Email or customer reference');
+    act(() => screen.getByRole('button', { name: 'Place order' }).click());
+    await waitFor(() => expect(screen.getByText('Enter your email or customer reference.')).toBeTruthy());
+    expect(screen.getByLabelText('Email or customer reference').getAttribute('aria-invalid')).toBe('true');
+    expect(api.callsTo('POST', '/orders')).toHaveLength(0);
+  });
+});

@@ -1,0 +1,65 @@
+import { act, screen, waitFor } from '@testing-library/react';
+import { beforeEach, describe, expect, it } from 'vitest';
+import { FakeApi, FakeWebSocket, apiError, renderApp } from '../test/fakes';
+
+const order = {
+  id: 'o-42',
+  basketId: 'b1',
+  customerRef: 'ann@example.com',
+  items: [{ productId: 'p1', name: 'Blue mug', unitPrice: 1250, quantity: 2, lineTotal: 2500 }],
+  total: 2500,
+  currency: 'EUR',
+  status: 'PLACED',
+  createdAt: '2026-11-23T12:00:00Z',
+  updatedAt: '2026-11-23T12:00:00Z',
+};
+
+describe('order page', () => {
+  beforeEach(() => FakeWebSocket.reset());
+
+  it('shows the order and applies live status pushes for this order only', async () => {
+    const api = new FakeApi().on('GET /orders/{id}', { status: 200, body: order });
+    renderApp('/orders/o-42', api);
+    expect(await screen.findByRole('heading', { name: 'Order o-42' })).toBeTruthy();
+    const status = screen.getByTestId('order-status');
+    expect(status.textContent).toBe('Placed');
+    expect(screen.getByText('2 × Blue mug')).toBeTruthy();
+    expect(screen.getByText('€25.00', { selector: 'strong' })).toBeTruthy();
+
+    const ws = FakeWebSocket.latest();
+    expect(ws.url).toBe('ws://ws.test/local?topics=order:o-42');
+    act(() => ws.open());
+    await waitFor(() => expect(screen.getByText('Live updates on')).toBeTruthy());
+
+    act(() => ws.push({ type: 'order', orderId: 'o-7', status: 'CANCELLED', updatedAt: '2026-11-23T12:01:00Z' }));
+    expect(screen.getByTestId('order-status').textContent).toBe('Placed');
+
+    act(() => ws.push({ type: 'order', orderId: 'o-42', status: 'PAID', updatedAt: '2026-11-23T12:02:00Z' }));
+    expect(screen.getByTestId('order-status').textContent).toBe('Paid');
+    expect(screen.getByTestId('order-status').closest('[aria-live]')?.getAttribute('aria-live')).toBe('polite');
+    expect(screen.getByText('Paid', { selector: 'li' }).getAttribute('aria-current')).toBe('step');
+
+    // A late, older push does not move the status back.
+    act(() => ws.push({ type: 'order', orderId: 'o-42', status: 'PLACED', updatedAt: '2026-11-23T12:00:30Z' }));
+    expect(screen.getByTestId('order-status').textContent).toBe('Paid');
+  });
+
+  it('reads the order again when the live connection comes back', async () => {
+    let status = 'PLACED';
+    const api = new FakeApi().on('GET /orders/{id}', () => ({ status: 200, body: { ...order, status } }));
+    renderApp('/orders/o-42', api);
+    await screen.findByRole('heading', { name: 'Order o-42' });
+    act(() => FakeWebSocket.latest().open());
+    status = 'SHIPPED';
+    act(() => FakeWebSocket.latest().drop());
+    await waitFor(() => expect(FakeWebSocket.instances).toHaveLength(2));
+    act(() => FakeWebSocket.latest().open());
+    await waitFor(() => expect(screen.getByTestId('order-status').textContent).toBe('Shipped'));
+  });
+
+  it('says when there is no such order', async () => {
+    const api = new FakeApi().on('GET /orders/{id}', apiError(404, 'not_found', 'no order nope'));
+    renderApp('/orders/nope', api);
+    expect((await screen.findByRole('alert')).textContent).toContain('There is no order with id “nope”.');
+  });
+});
