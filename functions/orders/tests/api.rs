@@ -1,0 +1,431 @@
+//! Checkout and orders through the whole local stack (dev.toml at the
+//! repository root, started in-process on free ports): API Gateway → the
+//! baskets, products and orders functions' real binaries → DynamoDB
+//! transactions and global indexes.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use woocom_dev::{Stack, StackOptions};
+
+async fn stack() -> Stack {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dev.toml");
+    let options = StackOptions::from_manifest_file(&manifest)
+        .expect("dev.toml is valid")
+        .free_ports()
+        .quiet_build();
+    Stack::start(options).await.expect("stack starts")
+}
+
+struct Shop {
+    http: reqwest::Client,
+    api: String,
+}
+
+impl Shop {
+    fn new(stack: &Stack) -> Shop {
+        Shop {
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("client"),
+            api: stack.urls().api.clone(),
+        }
+    }
+
+    async fn send(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.api));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("send");
+        assert_eq!(
+            response
+                .headers()
+                .get("access-control-allow-origin")
+                .map(|v| v.as_bytes()),
+            Some(&b"*"[..]),
+            "{method} {path} allows any origin"
+        );
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON body"))
+    }
+
+    async fn product(&self, id: &str, name: &str, price: i64, stock: i64) {
+        let (status, body) = self
+            .send(
+                Method::PUT,
+                &format!("/products/{id}"),
+                Some(json!({ "name": name, "price": price, "stock": stock })),
+            )
+            .await;
+        assert_eq!(status, 200, "PUT /products/{id}: {body}");
+    }
+
+    async fn stock(&self, id: &str) -> i64 {
+        let (status, body) = self
+            .send(Method::GET, &format!("/products/{id}"), None)
+            .await;
+        assert_eq!(status, 200, "GET /products/{id}: {body}");
+        body["stock"].as_i64().expect("stock")
+    }
+
+    /// A new basket holding `lines`; its id.
+    async fn basket(&self, lines: &[(&str, i64)]) -> String {
+        let (status, basket) = self.send(Method::POST, "/baskets", None).await;
+        assert_eq!(status, 201, "{basket}");
+        let id = basket["id"].as_str().expect("id").to_owned();
+        for (product, quantity) in lines {
+            let (status, body) = self
+                .send(
+                    Method::POST,
+                    &format!("/baskets/{id}/items"),
+                    Some(json!({"productId": product, "quantity": quantity})),
+                )
+                .await;
+            assert_eq!(status, 200, "add {product}: {body}");
+        }
+        id
+    }
+
+    async fn checkout(&self, basket: &str, customer: &str, key: &str) -> (u16, Value) {
+        self.send(
+            Method::POST,
+            "/orders",
+            Some(json!({"basketId": basket, "customerRef": customer, "clientKey": key})),
+        )
+        .await
+    }
+
+    async fn set_status(&self, order: &str, status: &str) -> (u16, Value) {
+        self.send(
+            Method::POST,
+            &format!("/orders/{order}/status"),
+            Some(json!({ "status": status })),
+        )
+        .await
+    }
+
+    /// Every order of a listing, following `next` with pages of `limit`.
+    async fn list_all(&self, query: &str, limit: u32) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut next: Option<String> = None;
+        for _ in 0..20 {
+            let mut path = format!("/orders?{query}&limit={limit}");
+            if let Some(n) = &next {
+                path.push_str(&format!("&next={n}"));
+            }
+            let (status, page) = self.send(Method::GET, &path, None).await;
+            assert_eq!(status, 200, "{path}: {page}");
+            let items = page["items"].as_array().expect("items");
+            assert!(items.len() <= limit as usize);
+            all.extend(items.iter().cloned());
+            next = page["next"].as_str().map(str::to_owned);
+            if next.is_none() {
+                return all;
+            }
+        }
+        panic!("listing {query} never ended");
+    }
+}
+
+fn ids(orders: &[Value]) -> Vec<&str> {
+    orders
+        .iter()
+        .map(|o| o["id"].as_str().expect("id"))
+        .collect()
+}
+
+#[tokio::test]
+async fn checkout_places_an_order_once_and_lists_it() {
+    let stack = stack().await;
+    let shop = Shop::new(&stack);
+    shop.product("teapot", "Teapot", 3900, 5).await;
+    shop.product("mug", "Mug", 1200, 4).await;
+    let basket = shop.basket(&[("teapot", 2), ("mug", 1)]).await;
+
+    let (status, order) = shop.checkout(&basket, "alice", "key-1").await;
+    assert_eq!(status, 201, "{order}");
+    assert_eq!(order["status"], "PLACED");
+    assert_eq!(order["basketId"], basket.as_str());
+    assert_eq!(order["customerRef"], "alice");
+    assert_eq!(order["total"], 2 * 3900 + 1200);
+    assert_eq!(order["currency"], "EUR");
+    assert_eq!(order["items"].as_array().map(Vec::len), Some(2));
+    assert_eq!(order["createdAt"], order["updatedAt"]);
+    let order_id = order["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        (shop.stock("teapot").await, shop.stock("mug").await),
+        (3, 3)
+    );
+
+    let (status, closed) = shop
+        .send(Method::GET, &format!("/baskets/{basket}"), None)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(closed["status"], "CHECKED_OUT");
+    assert_eq!(closed["orderId"], order_id.as_str());
+
+    // The same clientKey again (a retry after a lost answer): the same
+    // order, 200, and nothing decremented twice.
+    let (status, again) = shop.checkout(&basket, "alice", "key-1").await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again, order);
+    assert_eq!(
+        (shop.stock("teapot").await, shop.stock("mug").await),
+        (3, 3)
+    );
+
+    let (status, got) = shop
+        .send(Method::GET, &format!("/orders/{order_id}"), None)
+        .await;
+    assert_eq!((status, &got), (200, &order));
+
+    // A closed basket refuses changes and other checkouts.
+    let (status, body) = shop
+        .send(
+            Method::POST,
+            &format!("/baskets/{basket}/items"),
+            Some(json!({"productId": "mug", "quantity": 1})),
+        )
+        .await;
+    assert_eq!(status, 409);
+    assert_eq!(body["error"]["code"], "basket_closed");
+    let (status, body) = shop
+        .send(
+            Method::DELETE,
+            &format!("/baskets/{basket}/items/mug"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (409, &json!("basket_closed"))
+    );
+    let (status, body) = shop.checkout(&basket, "alice", "key-other").await;
+    assert_eq!(status, 409);
+    assert_eq!(body["error"]["code"], "basket_closed");
+
+    // A key that placed an order is not reused for another basket.
+    let second = shop.basket(&[("mug", 1)]).await;
+    let (status, body) = shop.checkout(&second, "alice", "key-1").await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "conflict");
+    assert_eq!(shop.stock("mug").await, 3);
+
+    let (status, newer) = shop.checkout(&second, "alice", "key-2").await;
+    assert_eq!(status, 201, "{newer}");
+    let newer_id = newer["id"].as_str().expect("id").to_owned();
+    let (status, _) = shop
+        .checkout(&shop.basket(&[("mug", 1)]).await, "bob", "key-3")
+        .await;
+    assert_eq!(status, 201);
+
+    // Newest first, one page at a time, each of alice's orders once.
+    let alice = shop.list_all("customerRef=alice", 1).await;
+    assert_eq!(ids(&alice), [newer_id.as_str(), order_id.as_str()]);
+    let alice = shop.list_all("customerRef=alice", 20).await;
+    assert_eq!(ids(&alice), [newer_id.as_str(), order_id.as_str()]);
+    let by_basket = shop.list_all(&format!("basketId={basket}"), 20).await;
+    assert_eq!(by_basket, [order.clone()]);
+    assert!(shop.list_all("customerRef=nobody", 20).await.is_empty());
+    let (status, body) = shop
+        .send(Method::GET, "/orders?customerRef=alice&next=bm9wZQ", None)
+        .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &json!("bad_request"))
+    );
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn too_little_stock_is_409_sold_out_and_changes_nothing() {
+    let stack = stack().await;
+    let shop = Shop::new(&stack);
+    shop.product("cup", "Cup", 800, 2).await;
+    shop.product("saucer", "Saucer", 500, 10).await;
+    let basket = shop.basket(&[("saucer", 3), ("cup", 3)]).await;
+
+    let (status, body) = shop.checkout(&basket, "carol", "sold-out-1").await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "sold_out");
+    assert_eq!(body["error"]["fields"], json!({"cup": "2"}), "what is left");
+    let message = body["error"]["message"].as_str().expect("message");
+    assert!(message.contains("Cup"), "names the product: {message}");
+    assert_eq!(
+        (shop.stock("cup").await, shop.stock("saucer").await),
+        (2, 10)
+    );
+    let (_, still) = shop
+        .send(Method::GET, &format!("/baskets/{basket}"), None)
+        .await;
+    assert_eq!(still["status"], "OPEN");
+    assert!(shop.list_all("customerRef=carol", 20).await.is_empty());
+
+    // Fewer cups, and the same basket checks out.
+    shop.send(
+        Method::PUT,
+        &format!("/baskets/{basket}/items/cup"),
+        Some(json!({"quantity": 2})),
+    )
+    .await;
+    let (status, order) = shop.checkout(&basket, "carol", "sold-out-2").await;
+    assert_eq!(status, 201, "{order}");
+    assert_eq!(
+        (shop.stock("cup").await, shop.stock("saucer").await),
+        (0, 7)
+    );
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn concurrent_checkouts_for_the_last_units_have_one_winner() {
+    let stack = stack().await;
+    let shop = Shop::new(&stack);
+    for round in 0..4 {
+        let lamp = format!("lamp-{round}");
+        shop.product(&lamp, "Lamp", 4500, 3).await;
+        let first = shop.basket(&[(lamp.as_str(), 2)]).await;
+        let second = shop.basket(&[(lamp.as_str(), 2)]).await;
+        let (a, b) = tokio::join!(
+            shop.checkout(&first, "dan", &format!("race-{round}-a")),
+            shop.checkout(&second, "erin", &format!("race-{round}-b")),
+        );
+        let mut statuses = [a.0, b.0];
+        statuses.sort();
+        assert_eq!(statuses, [201, 409], "round {round}: {} / {}", a.1, b.1);
+        let loser = if a.0 == 409 { &a.1 } else { &b.1 };
+        assert_eq!(loser["error"]["code"], "sold_out");
+        assert_eq!(loser["error"]["fields"], json!({ lamp.as_str(): "1" }));
+        assert_eq!(shop.stock(&lamp).await, 1, "round {round}");
+    }
+    let placed = shop.list_all("customerRef=dan", 20).await.len()
+        + shop.list_all("customerRef=erin", 20).await.len();
+    assert_eq!(placed, 4, "one order per round");
+
+    // The same checkout sent twice at once: one order, stock taken once.
+    shop.product("vase", "Vase", 2000, 5).await;
+    let basket = shop.basket(&[("vase", 2)]).await;
+    let (a, b) = tokio::join!(
+        shop.checkout(&basket, "fay", "twice"),
+        shop.checkout(&basket, "fay", "twice"),
+    );
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(statuses, [200, 201], "{} / {}", a.1, b.1);
+    assert_eq!(a.1, b.1, "both answers are the one order");
+    assert_eq!(shop.stock("vase").await, 3);
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn order_status_follows_the_lifecycle() {
+    let stack = stack().await;
+    let shop = Shop::new(&stack);
+    shop.product("kettle", "Kettle", 2900, 20).await;
+    let (_, order) = shop
+        .checkout(&shop.basket(&[("kettle", 1)]).await, "gus", "life-1")
+        .await;
+    let id = order["id"].as_str().expect("id").to_owned();
+
+    let (status, paid) = shop.set_status(&id, "PAID").await;
+    assert_eq!(status, 200, "{paid}");
+    assert_eq!(paid["status"], "PAID");
+    assert_eq!(paid["createdAt"], order["createdAt"]);
+    assert!(paid["updatedAt"].as_str() >= order["updatedAt"].as_str());
+    for (to, expected) in [
+        ("PAID", 409),
+        ("DELIVERED", 409),
+        ("PLACED", 409),
+        ("SHIPPED", 200),
+        ("CANCELLED", 409),
+        ("DELIVERED", 200),
+        ("CANCELLED", 409),
+    ] {
+        let (status, body) = shop.set_status(&id, to).await;
+        assert_eq!(status, expected, "to {to}: {body}");
+        if status == 409 {
+            assert_eq!(body["error"]["code"], "invalid_transition");
+        }
+    }
+    let (_, got) = shop.send(Method::GET, &format!("/orders/{id}"), None).await;
+    assert_eq!(got["status"], "DELIVERED");
+
+    let (_, order) = shop
+        .checkout(&shop.basket(&[("kettle", 1)]).await, "gus", "life-2")
+        .await;
+    let id = order["id"].as_str().expect("id").to_owned();
+    assert_eq!(shop.set_status(&id, "CANCELLED").await.0, 200);
+    assert_eq!(shop.set_status(&id, "PAID").await.0, 409);
+
+    // Two concurrent advances from PLACED to PAID: exactly one wins.
+    let (_, order) = shop
+        .checkout(&shop.basket(&[("kettle", 1)]).await, "gus", "life-3")
+        .await;
+    let id = order["id"].as_str().expect("id").to_owned();
+    let (a, b) = tokio::join!(shop.set_status(&id, "PAID"), shop.set_status(&id, "PAID"));
+    let mut statuses = [a.0, b.0];
+    statuses.sort();
+    assert_eq!(statuses, [200, 409], "{} / {}", a.1, b.1);
+
+    let (status, body) = shop.set_status(&id, "LOST").await;
+    assert_eq!(status, 400);
+    assert!(body["error"]["fields"]["status"].is_string());
+    let (status, body) = shop
+        .set_status("o-00000000000000000000000000000000", "PAID")
+        .await;
+    assert_eq!((status, &body["error"]["code"]), (404, &json!("not_found")));
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_checkouts_and_unknown_orders() {
+    let stack = stack().await;
+    let shop = Shop::new(&stack);
+
+    let (status, body) = shop.checkout("nope", "", "a b").await;
+    assert_eq!(status, 400);
+    assert_eq!(body["error"]["code"], "validation_failed");
+    let fields = body["error"]["fields"].as_object().expect("fields");
+    let mut names: Vec<&str> = fields.keys().map(String::as_str).collect();
+    names.sort();
+    assert_eq!(names, ["basketId", "clientKey", "customerRef"]);
+
+    let (status, body) = shop
+        .send(Method::POST, "/orders", Some(json!({"basketId": 1})))
+        .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &json!("bad_request"))
+    );
+
+    let (status, body) = shop
+        .checkout("6f9619ff-8b86-4d01-b42d-00c04fc964ff", "hal", "k")
+        .await;
+    assert_eq!((status, &body["error"]["code"]), (404, &json!("not_found")));
+
+    let empty = shop.basket(&[]).await;
+    let (status, body) = shop.checkout(&empty, "hal", "k").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["fields"]["basketId"].is_string());
+
+    for path in [
+        "/orders/o-00000000000000000000000000000000",
+        "/orders/whatever",
+    ] {
+        let (status, body) = shop.send(Method::GET, path, None).await;
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (404, &json!("not_found")),
+            "{path}"
+        );
+    }
+    let (status, _) = shop.send(Method::GET, "/orders", None).await;
+    assert_eq!(status, 400);
+    let (status, body) = shop.send(Method::GET, "/orders?basketId=nope", None).await;
+    assert_eq!(status, 400);
+    assert!(body["error"]["fields"]["basketId"].is_string());
+    stack.shutdown().await;
+}
