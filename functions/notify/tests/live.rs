@@ -1,0 +1,312 @@
+//! Live updates through the whole local stack (dev.toml at the repository
+//! root, started in-process on free ports): a real WebSocket client
+//! subscribes through the `live` function, table changes flow through
+//! DynamoDB Streams to `notify`, and `notify` pushes through `@connections`.
+//! Stream delivery is asynchronous: every wait is bounded.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use woocom_dev::{Stack, StackOptions};
+
+type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How long a change may take to reach a browser here.
+const DELIVERY: Duration = Duration::from_secs(20);
+
+async fn stack() -> Stack {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dev.toml");
+    let options = StackOptions::from_manifest_file(&manifest)
+        .expect("dev.toml is valid")
+        .free_ports()
+        .quiet_build();
+    Stack::start(options).await.expect("stack starts")
+}
+
+async fn dynamodb(stack: &Stack) -> aws_sdk_dynamodb::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(&stack.urls().aws)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "AKIAEXAMPLE",
+            "secret",
+            None,
+            None,
+            "test",
+        ))
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .load()
+        .await;
+    aws_sdk_dynamodb::Client::new(&config)
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+}
+
+async fn try_connect(stack: &Stack, query: &str) -> Result<Client, tungstenite::Error> {
+    let url = format!("{}{query}", stack.urls().websocket);
+    tokio_tungstenite::connect_async(url)
+        .await
+        .map(|(ws, _)| ws)
+}
+
+async fn connect(stack: &Stack, query: &str) -> Client {
+    try_connect(stack, query).await.expect("handshake accepted")
+}
+
+/// The next JSON message from the gateway, within [`DELIVERY`].
+async fn next_json(ws: &mut Client) -> Value {
+    loop {
+        let message = tokio::time::timeout(DELIVERY, ws.next())
+            .await
+            .expect("a message in time")
+            .expect("socket open")
+            .expect("no protocol error");
+        match message {
+            Message::Text(text) => return serde_json::from_str(text.as_str()).expect("JSON"),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("expected a text message, got {other:?}"),
+        }
+    }
+}
+
+/// Nothing arrives for a while (after something else has arrived, so the
+/// pipeline is known to be running).
+async fn assert_quiet(ws: &mut Client, wait: Duration) {
+    if let Ok(message) = tokio::time::timeout(wait, ws.next()).await {
+        panic!("expected no message, got {message:?}");
+    }
+}
+
+/// Every item of the connections table as (topic, connectionId).
+async fn subscriptions(db: &aws_sdk_dynamodb::Client) -> Vec<(String, String)> {
+    let mut rows = Vec::new();
+    let mut start = None;
+    loop {
+        let out = db
+            .scan()
+            .table_name("connections")
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("scan connections");
+        for item in out.items() {
+            let text = |k: &str| match item.get(k) {
+                Some(AttributeValue::S(s)) => s.clone(),
+                other => panic!("{k}: {other:?}"),
+            };
+            rows.push((text("topic"), text("connectionId")));
+        }
+        match out.last_evaluated_key {
+            Some(k) if !k.is_empty() => start = Some(k),
+            _ => break,
+        }
+    }
+    rows.sort();
+    rows
+}
+
+/// Waits (bounded) until the connections table satisfies `done`.
+async fn wait_for_subscriptions(
+    db: &aws_sdk_dynamodb::Client,
+    what: &str,
+    done: impl Fn(&[(String, String)]) -> bool,
+) -> Vec<(String, String)> {
+    let deadline = tokio::time::Instant::now() + DELIVERY;
+    loop {
+        let rows = subscriptions(db).await;
+        if done(&rows) {
+            return rows;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("{what}: connections table is {rows:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn put_product(stack: &Stack, id: &str, stock: i64) {
+    let response = http()
+        .put(format!("{}/products/{id}", stack.urls().api))
+        .json(&json!({ "name": "Mug", "price": 1200, "stock": stock }))
+        .send()
+        .await
+        .expect("PUT product");
+    assert_eq!(response.status(), 200, "PUT /products/{id}");
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_owned())
+}
+
+#[tokio::test]
+async fn stock_changes_are_pushed_to_catalogue_subscribers() {
+    let stack = stack().await;
+    let db = dynamodb(&stack).await;
+    let mut ws = connect(&stack, "?topics=catalogue").await;
+
+    // A connection that went away without its $disconnect: @connections
+    // answers 410 and notify deletes its item.
+    db.put_item()
+        .table_name("connections")
+        .item("topic", s("catalogue"))
+        .item("connectionId", s("GoneConnId0000="))
+        .item("expiresAt", AttributeValue::N("4102444800".into()))
+        .send()
+        .await
+        .expect("put a stale subscription");
+
+    // Creating a product is not a stock change (the subscription passes
+    // MODIFY only); changing its stock is.
+    put_product(&stack, "live-mug", 5).await;
+    put_product(&stack, "live-mug", 4).await;
+    assert_eq!(
+        next_json(&mut ws).await,
+        json!({ "type": "stock", "productId": "live-mug", "stock": 4 })
+    );
+    wait_for_subscriptions(&db, "the gone connection is forgotten", |rows| {
+        rows.iter().all(|(_, c)| c != "GoneConnId0000=")
+    })
+    .await;
+
+    // A change that leaves the stock alone pushes nothing; the next stock
+    // change is the next message.
+    let response = http()
+        .put(format!("{}/products/live-mug", stack.urls().api))
+        .json(&json!({ "name": "Mug", "price": 1500, "stock": 4 }))
+        .send()
+        .await
+        .expect("PUT product");
+    assert_eq!(response.status(), 200);
+    put_product(&stack, "live-mug", 0).await;
+    assert_eq!(
+        next_json(&mut ws).await,
+        json!({ "type": "stock", "productId": "live-mug", "stock": 0 })
+    );
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn order_status_changes_reach_the_orders_subscribers_only() {
+    let stack = stack().await;
+    let db = dynamodb(&stack).await;
+    let mut follower = connect(&stack, "?topics=catalogue").await;
+    let mut bystander = connect(&stack, "?topics=order:o-other").await;
+
+    follower
+        .send(Message::text(
+            r#"{"action":"subscribe","topics":["order:o-live-1"]}"#,
+        ))
+        .await
+        .expect("send");
+    assert_eq!(
+        next_json(&mut follower).await,
+        json!({ "type": "subscribed", "topics": ["order:o-live-1"] })
+    );
+    // The subscription replaced the catalogue.
+    let rows = subscriptions(&db).await;
+    assert_eq!(
+        rows.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(),
+        ["order:o-live-1", "order:o-other"]
+    );
+
+    let order = |status: &str, updated_at: &str| -> HashMap<String, AttributeValue> {
+        HashMap::from([
+            ("id".to_owned(), s("o-live-1")),
+            ("basketId".to_owned(), s("b-1")),
+            ("customerRef".to_owned(), s("alice")),
+            ("status".to_owned(), s(status)),
+            ("createdAt".to_owned(), s("2026-11-23T10:00:00Z")),
+            ("updatedAt".to_owned(), s(updated_at)),
+        ])
+    };
+    db.put_item()
+        .table_name("orders")
+        .set_item(Some(order("PLACED", "2026-11-23T10:00:00Z")))
+        .send()
+        .await
+        .expect("put order");
+    assert_eq!(
+        next_json(&mut follower).await,
+        json!({ "type": "order", "orderId": "o-live-1", "status": "PLACED",
+                "updatedAt": "2026-11-23T10:00:00Z" })
+    );
+    db.update_item()
+        .table_name("orders")
+        .key("id", s("o-live-1"))
+        .update_expression("SET #status = :paid, updatedAt = :now")
+        .expression_attribute_names("#status", "status")
+        .expression_attribute_values(":paid", s("PAID"))
+        .expression_attribute_values(":now", s("2026-11-23T10:05:00Z"))
+        .send()
+        .await
+        .expect("update order");
+    assert_eq!(
+        next_json(&mut follower).await,
+        json!({ "type": "order", "orderId": "o-live-1", "status": "PAID",
+                "updatedAt": "2026-11-23T10:05:00Z" })
+    );
+
+    // The other order's follower heard nothing, and the catalogue is no
+    // longer the first client's topic.
+    put_product(&stack, "live-cup", 2).await;
+    put_product(&stack, "live-cup", 1).await;
+    assert_quiet(&mut bystander, Duration::from_millis(500)).await;
+    assert_quiet(&mut follower, Duration::from_millis(500)).await;
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn disconnect_forgets_the_connection_and_bad_topics_are_refused() {
+    let stack = stack().await;
+    let db = dynamodb(&stack).await;
+
+    for bad in [
+        "?topics=prices",
+        "?topics=order:a%2Fb",
+        "?topics=catalogue,,",
+    ] {
+        match try_connect(&stack, bad).await {
+            Err(tungstenite::Error::Http(response)) => {
+                assert_eq!(response.status().as_u16(), 400, "{bad}")
+            }
+            Err(other) => panic!("{bad}: unexpected error {other}"),
+            Ok(_) => panic!("{bad}: the handshake was accepted"),
+        }
+    }
+    assert_eq!(subscriptions(&db).await, []);
+
+    let mut ws = connect(&stack, "?topics=catalogue,order:o-7").await;
+    let rows = subscriptions(&db).await;
+    let topics: Vec<&str> = rows.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(topics, ["catalogue", "order:o-7"]);
+    assert_eq!(rows[0].1, rows[1].1, "one connection");
+
+    // An unknown action is answered with an error naming it.
+    ws.send(Message::text(r#"{"action":"dance"}"#))
+        .await
+        .expect("send");
+    let error = next_json(&mut ws).await;
+    assert_eq!(error["type"], "error");
+    assert_eq!(error["error"]["code"], "bad_request");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("unknown action `dance`")),
+        "{error}"
+    );
+
+    ws.close(None).await.expect("close");
+    wait_for_subscriptions(&db, "$disconnect removes the rows", |rows| rows.is_empty()).await;
+    stack.shutdown().await;
+}
