@@ -1,6 +1,8 @@
 # Frontend hosting: a private S3 bucket read only by CloudFront through an
 # origin access control, HTTPS only, and config.json with the API URLs.
 # `woocom-dev deploy` uploads the built frontend next to config.json.
+# CloudFront's and S3's access logs go to a second, private bucket that
+# keeps them for log_retention_days.
 
 terraform {
   required_version = ">= 1.5.0"
@@ -32,9 +34,61 @@ variable "price_class" {
   default = "PriceClass_100"
 }
 
+variable "logs_bucket_prefix" {
+  description = "Name prefix of the access-log bucket (at most 37 characters, as S3's bucket_prefix)."
+  type        = string
+}
+
+variable "log_retention_days" {
+  description = "Days CloudFront and S3 access logs are kept."
+  type        = number
+  default     = 30
+}
+
+variable "noncurrent_version_days" {
+  description = "Days a replaced or deleted site file stays restorable (bucket versioning)."
+  type        = number
+  default     = 30
+}
+
 resource "aws_s3_bucket" "site" {
+  #checkov:skip=CKV_AWS_144:The site is a build of the repository that `woocom-dev deploy` re-uploads in minutes; a replica in a second region would double storage and uploads for files git already keeps.
+  #checkov:skip=CKV_AWS_145:Public website files, encrypted at rest with SSE-S3; SSE-KMS behind an origin access control needs a customer managed key (1 USD a month per stack) whose policy lets CloudFront decrypt, which protects nothing that CloudFront does not serve to anyone.
+  #checkov:skip=CKV2_AWS_62:Nothing reacts to uploads; event notifications would have no consumer.
   bucket_prefix = "${var.name}-"
   force_destroy = var.force_destroy
+}
+
+# A bad upload is undone by restoring the previous versions; they expire
+# after noncurrent_version_days.
+resource "aws_s3_bucket_versioning" "site" {
+  bucket = aws_s3_bucket.site.id
+  versioning_configuration {
+    status = "Enabled"
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "site" {
+  bucket     = aws_s3_bucket.site.id
+  depends_on = [aws_s3_bucket_versioning.site]
+
+  rule {
+    id     = "expire-replaced-files"
+    status = "Enabled"
+    filter {}
+    noncurrent_version_expiration {
+      noncurrent_days = var.noncurrent_version_days
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 7
+    }
+  }
+}
+
+resource "aws_s3_bucket_logging" "site" {
+  bucket        = aws_s3_bucket.site.id
+  target_bucket = aws_s3_bucket.logs.id
+  target_prefix = "s3/"
 }
 
 resource "aws_s3_bucket_public_access_block" "site" {
@@ -75,7 +129,22 @@ locals {
   caching_disabled  = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
 }
 
+# AWS's managed security headers (Strict-Transport-Security,
+# X-Content-Type-Options, X-Frame-Options, Referrer-Policy,
+# X-XSS-Protection) on every response; looked up by name rather than a
+# custom policy per stack (an account holds 20 custom policies).
+# <https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/using-managed-response-headers-policies.html>
+data "aws_cloudfront_response_headers_policy" "security_headers" {
+  name = "Managed-SecurityHeadersPolicy"
+}
+
 resource "aws_cloudfront_distribution" "site" {
+  #checkov:skip=CKV_AWS_174:No custom domain: the distribution answers on *.cloudfront.net with CloudFront's default certificate, whose TLS policy AWS sets; minimum_protocol_version below takes effect once aliases and an ACM certificate are added.
+  #checkov:skip=CKV2_AWS_42:No custom domain to hold a certificate for; the default *.cloudfront.net certificate serves HTTPS.
+  #checkov:skip=CKV_AWS_68:Static, public, read-only files (GET/HEAD only) from a private bucket; a WAF web ACL costs at least 5 USD a month per stack plus per request, and the API it could protect is a separate origin with its own throttling.
+  #checkov:skip=CKV2_AWS_47:No WAF web ACL (see CKV_AWS_68): there is no ACL to add the Log4j rule set to, and nothing behind CloudFront runs Java.
+  #checkov:skip=CKV_AWS_374:A public shop serves every country; blocking countries is a business decision, not a security default.
+  #checkov:skip=CKV_AWS_310:One origin by design: the files are a build of the repository that a deploy re-uploads; a failover origin needs a replicated bucket in a second region (see the site bucket's CKV_AWS_144).
   enabled             = true
   comment             = var.name
   default_root_object = "index.html"
@@ -89,23 +158,25 @@ resource "aws_cloudfront_distribution" "site" {
   }
 
   default_cache_behavior {
-    target_origin_id       = "site"
-    viewer_protocol_policy = "redirect-to-https"
-    allowed_methods        = ["GET", "HEAD"]
-    cached_methods         = ["GET", "HEAD"]
-    compress               = true
-    cache_policy_id        = local.caching_optimized
+    target_origin_id           = "site"
+    viewer_protocol_policy     = "redirect-to-https"
+    allowed_methods            = ["GET", "HEAD"]
+    cached_methods             = ["GET", "HEAD"]
+    compress                   = true
+    cache_policy_id            = local.caching_optimized
+    response_headers_policy_id = data.aws_cloudfront_response_headers_policy.security_headers.id
   }
 
   # The API URLs change with a redeploy; never cache them at the edge.
   ordered_cache_behavior {
-    path_pattern           = "/config.json"
-    target_origin_id       = "site"
-    viewer_protocol_policy = "redirect-to-https"
-    allowed_methods        = ["GET", "HEAD"]
-    cached_methods         = ["GET", "HEAD"]
-    compress               = true
-    cache_policy_id        = local.caching_disabled
+    path_pattern               = "/config.json"
+    target_origin_id           = "site"
+    viewer_protocol_policy     = "redirect-to-https"
+    allowed_methods            = ["GET", "HEAD"]
+    cached_methods             = ["GET", "HEAD"]
+    compress                   = true
+    cache_policy_id            = local.caching_disabled
+    response_headers_policy_id = data.aws_cloudfront_response_headers_policy.security_headers.id
   }
 
   # Client-side routes: S3 answers 403 for a missing key behind OAC.
@@ -131,6 +202,14 @@ resource "aws_cloudfront_distribution" "site" {
     cloudfront_default_certificate = true
     minimum_protocol_version       = "TLSv1.2_2021"
   }
+
+  logging_config {
+    bucket          = aws_s3_bucket.logs.bucket_domain_name
+    prefix          = "cloudfront/"
+    include_cookies = false
+  }
+
+  depends_on = [aws_s3_bucket_ownership_controls.logs]
 }
 
 data "aws_iam_policy_document" "site" {
@@ -180,12 +259,118 @@ resource "aws_s3_object" "config" {
   cache_control = "no-cache"
 }
 
+# ---- Access logs ----------------------------------------------------------
+
+resource "aws_s3_bucket" "logs" {
+  #checkov:skip=CKV_AWS_18:This is the access-log bucket; it cannot log to itself.
+  #checkov:skip=CKV_AWS_21:Logs are written once by S3 and CloudFront and expire after log_retention_days; versioning would only keep each expired log as a noncurrent version.
+  #checkov:skip=CKV_AWS_144:Access logs of a stack are kept log_retention_days in its region; replicating them to a second region doubles their cost for no use here.
+  #checkov:skip=CKV_AWS_145:S3 server access logging delivers only to buckets encrypted with SSE-S3 (SSE-KMS targets are not supported); SSE-S3 is set below.
+  #checkov:skip=CKV2_AWS_62:Nothing processes the logs as they arrive; event notifications would have no consumer.
+  bucket_prefix = var.logs_bucket_prefix
+  force_destroy = var.force_destroy
+}
+
+resource "aws_s3_bucket_public_access_block" "logs" {
+  bucket                  = aws_s3_bucket.logs.id
+  block_public_acls       = true
+  block_public_policy     = true
+  ignore_public_acls      = true
+  restrict_public_buckets = true
+}
+
+# CloudFront's standard logging writes through an ACL grant to its
+# log-delivery account, so this bucket keeps ACLs on (objects still belong
+# to the bucket owner).
+resource "aws_s3_bucket_ownership_controls" "logs" {
+  #checkov:skip=CKV2_AWS_65:CloudFront standard logging delivers through an ACL grant (awslogsdelivery); it cannot write to a bucket with ACLs disabled. The bucket blocks public ACLs.
+  bucket = aws_s3_bucket.logs.id
+  rule {
+    object_ownership = "BucketOwnerPreferred"
+  }
+}
+
+resource "aws_s3_bucket_server_side_encryption_configuration" "logs" {
+  bucket = aws_s3_bucket.logs.id
+  rule {
+    apply_server_side_encryption_by_default {
+      sse_algorithm = "AES256"
+    }
+  }
+}
+
+resource "aws_s3_bucket_lifecycle_configuration" "logs" {
+  bucket = aws_s3_bucket.logs.id
+
+  rule {
+    id     = "expire-logs"
+    status = "Enabled"
+    filter {}
+    expiration {
+      days = var.log_retention_days
+    }
+    abort_incomplete_multipart_upload {
+      days_after_initiation = 1
+    }
+  }
+}
+
+data "aws_caller_identity" "current" {}
+
+data "aws_iam_policy_document" "logs" {
+  statement {
+    sid       = "S3ServerAccessLogs"
+    actions   = ["s3:PutObject"]
+    resources = ["${aws_s3_bucket.logs.arn}/s3/*"]
+    principals {
+      type        = "Service"
+      identifiers = ["logging.s3.amazonaws.com"]
+    }
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [aws_s3_bucket.site.arn]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [data.aws_caller_identity.current.account_id]
+    }
+  }
+
+  statement {
+    sid       = "HttpsOnly"
+    effect    = "Deny"
+    actions   = ["s3:*"]
+    resources = [aws_s3_bucket.logs.arn, "${aws_s3_bucket.logs.arn}/*"]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_s3_bucket_policy" "logs" {
+  bucket     = aws_s3_bucket.logs.id
+  policy     = data.aws_iam_policy_document.logs.json
+  depends_on = [aws_s3_bucket_public_access_block.logs]
+}
+
 output "bucket" {
   value = aws_s3_bucket.site.id
 }
 
 output "distribution_id" {
   value = aws_cloudfront_distribution.site.id
+}
+
+output "logs_bucket" {
+  value = aws_s3_bucket.logs.id
 }
 
 output "url" {

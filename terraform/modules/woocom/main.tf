@@ -92,8 +92,10 @@ module "subscriptions" {
 module "frontend" {
   source = "../frontend"
 
-  name          = "${var.prefix}-site"
-  force_destroy = var.force_destroy_site
+  name               = "${var.prefix}-site"
+  logs_bucket_prefix = "${var.prefix}-logs-"
+  log_retention_days = var.log_retention_days
+  force_destroy      = var.force_destroy_site
   config = {
     apiUrl       = module.rest_api.url
     websocketUrl = module.websocket_api.url
