@@ -9,10 +9,12 @@
 pub mod aws;
 pub mod deploy;
 pub mod dynamodb;
+pub mod frontend;
 pub mod gateway;
 pub mod lambda;
 pub mod manifest;
 pub mod reload;
+pub mod seed;
 pub mod stack;
 pub mod streams;
 

@@ -53,6 +53,8 @@ pub enum StackError {
     DynamoDb(#[from] DynamoDbError),
     #[error("hot reload cannot start: {0}")]
     Reload(#[from] ReloadError),
+    #[error(transparent)]
+    Seed(#[from] crate::seed::SeedError),
 }
 
 /// How to start a stack.
@@ -71,6 +73,10 @@ pub struct StackOptions {
     pub target_dir: Option<PathBuf>,
     /// Watch the function crates and dev.toml and reload on change.
     pub watch: bool,
+    /// Build (when stale) and serve dev.toml's `[frontend]`.
+    pub frontend: bool,
+    /// Load the seed data of the tables this start creates.
+    pub seed_new_tables: bool,
 }
 
 impl StackOptions {
@@ -83,6 +89,8 @@ impl StackOptions {
             data: DataLocation::Memory,
             target_dir: None,
             watch: false,
+            frontend: false,
+            seed_new_tables: false,
         }
     }
 
@@ -127,6 +135,10 @@ pub struct StackUrls {
     pub aws: String,
     /// Health endpoint.
     pub health: String,
+    /// The built frontend, served as CloudFront serves it (with
+    /// `StackOptions::frontend` and a `[frontend]` section).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frontend: Option<String>,
 }
 
 pub struct Stack {
@@ -216,6 +228,11 @@ impl Stack {
         let api_listener = bind("api", ports.api).await?;
         let ws_listener = bind("websocket", ports.websocket).await?;
         let aws_listener = bind("aws", ports.aws).await?;
+        let frontend_dirs = manifest.frontend_dirs().filter(|_| options.frontend);
+        let frontend_listener = match &frontend_dirs {
+            Some(_) => Some(bind("frontend", ports.frontend).await?),
+            None => None,
+        };
 
         // Tables next: a dev.toml change DynamoDB cannot apply is reported
         // before a long build too.
@@ -231,6 +248,22 @@ impl Stack {
             tracing::info!(change = %change, "updated table");
         }
         dynamodb.start_ttl_sweeper();
+        if options.seed_new_tables {
+            for (table, items) in
+                crate::seed::seed_tables(&dynamodb, &manifest, &report.created).await?
+            {
+                tracing::info!(table = %table, items, "loaded seed data");
+            }
+        }
+
+        // The frontend builds (npm) while cargo builds the functions.
+        let frontend_build = frontend_dirs.clone().map(|(dir, dist)| {
+            let stamp = manifest.root().join(".woocom").join("frontend-build.stamp");
+            let quiet = options.quiet_build;
+            tokio::task::spawn_blocking(move || {
+                crate::frontend::ensure_built(&dir, &dist, &stamp, quiet)
+            })
+        });
 
         let build_settings = options.build_settings();
         let functions = {
@@ -241,6 +274,17 @@ impl Stack {
                 .map_err(|e| {
                     StackError::Build(BuildError::Spawn(std::io::Error::other(e.to_string())))
                 })??
+        };
+        let frontend_unavailable = match frontend_build {
+            Some(build) => match build.await {
+                Ok(Ok(_)) => None,
+                Ok(Err(e)) => {
+                    tracing::error!("the frontend is not served: {e}");
+                    Some(e.to_string())
+                }
+                Err(e) => Some(format!("the frontend build stopped: {e}")),
+            },
+            None => None,
         };
 
         let stage = &manifest.api.stage;
@@ -253,6 +297,9 @@ impl Stack {
                 port_of(&aws_listener),
                 aws::HEALTH_PATH
             ),
+            frontend: frontend_listener
+                .as_ref()
+                .map(|l| format!("http://127.0.0.1:{}", port_of(l))),
         });
 
         let mut shared_env: BTreeMap<String, String> = [
@@ -323,6 +370,17 @@ impl Stack {
                 .merge(crate::streams::http::router(streams.clone())),
             ),
         ];
+        if let (Some(listener), Some((_, dist))) = (frontend_listener, frontend_dirs) {
+            let config = crate::frontend::SiteConfig {
+                api_url: urls.api.clone(),
+                websocket_url: urls.websocket.clone(),
+                stack: manifest.stack.name.clone(),
+            };
+            servers.push(serve(
+                listener,
+                crate::frontend::router(dist, config, frontend_unavailable),
+            ));
+        }
         let (reload_events, _) = tokio::sync::broadcast::channel(64);
         if options.watch {
             let reloader = Reloader {

@@ -56,23 +56,7 @@ pub async fn run(
     manifest_path: &Path,
     args: FaultsArgs,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let endpoint = match (&args.endpoint, &args.ready_file) {
-        (Some(e), _) => e.trim_end_matches('/').to_owned(),
-        (None, Some(file)) => {
-            let text = std::fs::read_to_string(file)
-                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-            let ready: serde_json::Value = serde_json::from_str(&text)?;
-            ready["aws"]
-                .as_str()
-                .ok_or_else(|| format!("{} has no `aws` URL", file.display()))?
-                .trim_end_matches('/')
-                .to_owned()
-        }
-        (None, None) => {
-            let manifest = Manifest::load(manifest_path)?;
-            format!("http://127.0.0.1:{}", manifest.ports.aws)
-        }
-    };
+    let endpoint = endpoint_of(manifest_path, &args.endpoint, &args.ready_file)?;
     let url = format!("{endpoint}{FAULTS_PATH}");
     let (method, url, body) = match args.action {
         Action::Set {
@@ -148,4 +132,31 @@ pub async fn run(
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The running stack's AWS endpoint: `--endpoint`, the `aws` URL of a
+/// ready file, or dev.toml's `[ports] aws`.
+pub fn endpoint_of(
+    manifest_path: &Path,
+    endpoint: &Option<String>,
+    ready_file: &Option<PathBuf>,
+) -> Result<String, Box<dyn std::error::Error>> {
+    Ok(match (endpoint, ready_file) {
+        (Some(e), _) => e.trim_end_matches('/').to_owned(),
+        (None, Some(file)) => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+            let ready: serde_json::Value = serde_json::from_str(&text)
+                .map_err(|e| format!("{}: not JSON: {e}", file.display()))?;
+            ready["aws"]
+                .as_str()
+                .ok_or_else(|| format!("{} has no `aws` URL", file.display()))?
+                .trim_end_matches('/')
+                .to_owned()
+        }
+        (None, None) => format!(
+            "http://127.0.0.1:{}",
+            Manifest::load(manifest_path)?.ports.aws
+        ),
+    })
 }

@@ -9,6 +9,7 @@ mod package;
 mod render;
 mod reset;
 mod scan;
+mod seed;
 mod streams;
 mod tables;
 mod up;
@@ -57,6 +58,8 @@ enum Command {
     Tables(tables::TablesArgs),
     /// Print a table's items.
     Scan(scan::ScanArgs),
+    /// Load the tables' seed data again (the catalogue), keeping other items.
+    Seed(seed::SeedArgs),
     /// Delete the stack's local DynamoDB data (the next `up` starts clean).
     Reset(reset::ResetArgs),
     /// Inject DynamoDB errors into a running stack (throttling, 500s).
@@ -92,6 +95,7 @@ pub fn main() -> ExitCode {
             Command::Invoke(args) => invoke::run(&cli.manifest, args).await,
             Command::Tables(args) => tables::run(&cli.manifest, args).await,
             Command::Scan(args) => scan::run(&cli.manifest, args).await,
+            Command::Seed(args) => seed::run(&cli.manifest, args).await,
             Command::Reset(args) => reset::run(&cli.manifest, args).await,
             Command::Faults(args) => faults::run(&cli.manifest, args).await,
             Command::Streams(args) => streams::run(&cli.manifest, args).await,

@@ -20,6 +20,16 @@ pub struct UpArgs {
     /// changes.
     #[arg(long)]
     no_watch: bool,
+    /// Keep the DynamoDB tables in this folder instead of
+    /// `.woocom/data/<stack>` (e.g. a scratch folder for a test run).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Do not build or serve dev.toml's [frontend].
+    #[arg(long)]
+    no_frontend: bool,
+    /// Do not load seed data into tables this start creates.
+    #[arg(long)]
+    no_seed: bool,
 }
 
 pub async fn run(manifest: &Path, args: UpArgs) -> Result<ExitCode, Box<dyn std::error::Error>> {
@@ -29,7 +39,15 @@ pub async fn run(manifest: &Path, args: UpArgs) -> Result<ExitCode, Box<dyn std:
     }
     options.release = args.release;
     options.watch = !args.no_watch;
-    options.data = woocom_dev::dynamodb::DataLocation::project(&options.manifest);
+    options.data = match args.data {
+        Some(dir) => woocom_dev::dynamodb::DataLocation::Dir(dir),
+        None => woocom_dev::dynamodb::DataLocation::project(&options.manifest),
+    };
+    options.frontend = !args.no_frontend;
+    options.seed_new_tables = !args.no_seed;
+    // Tools that follow the running stack (the frontend's dev server, say)
+    // read `.woocom/ready.json` unless told another file.
+    let default_ready = options.manifest.root().join(".woocom").join("ready.json");
     eprintln!(
         "woocom-dev: building {} function(s) from {}",
         options.manifest.functions.len(),
@@ -40,12 +58,17 @@ pub async fn run(manifest: &Path, args: UpArgs) -> Result<ExitCode, Box<dyn std:
     if let Some(path) = &args.ready_file {
         write_ready_file(path, &stack)?;
     }
+    let wrote_default =
+        args.ready_file.is_none() && write_ready_file(&default_ready, &stack).is_ok();
 
     wait_for_signal().await;
     eprintln!("woocom-dev: shutting down");
     stack.shutdown().await;
     if let Some(path) = &args.ready_file {
         let _ = std::fs::remove_file(path);
+    }
+    if wrote_default {
+        let _ = std::fs::remove_file(&default_ready);
     }
     eprintln!("woocom-dev: stopped");
     Ok(ExitCode::SUCCESS)
@@ -76,6 +99,9 @@ async fn wait_for_signal() {
 
 /// Written to a temporary name and renamed, so a reader never sees half.
 fn write_ready_file(path: &Path, stack: &Stack) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
     let mut value = serde_json::to_value(stack.urls()).unwrap_or_default();
     if let Some(obj) = value.as_object_mut() {
         obj.insert("pid".into(), std::process::id().into());
@@ -96,7 +122,13 @@ fn print_table(stack: &Stack) {
         "  AWS        {}   (endpoint_url for the AWS SDKs and CLI)\n",
         urls.aws
     ));
-    out.push_str(&format!("  Health     {}\n\n", urls.health));
+    out.push_str(&format!("  Health     {}\n", urls.health));
+    if let Some(site) = &urls.frontend {
+        out.push_str(&format!(
+            "  Shop       {site}   (the frontend, as CloudFront serves it)\n"
+        ));
+    }
+    out.push('\n');
     if !m.routes.is_empty() {
         out.push_str("  Routes\n");
         let width = m.routes.iter().map(|r| r.method.len()).max().unwrap_or(3);

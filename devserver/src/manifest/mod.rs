@@ -75,6 +75,29 @@ pub struct Manifest {
     /// Local stream-delivery knobs (`[streams]`); not deployed.
     #[serde(skip)]
     pub streams: StreamsSettings,
+    /// The web frontend `woocom-dev up` builds and serves (`[frontend]`);
+    /// Terraform deploys it with its own module.
+    #[serde(skip)]
+    pub frontend: Option<Frontend>,
+}
+
+/// `[frontend]`: a Node project whose `npm run build` writes a static site.
+///
+/// ```toml
+/// [frontend]
+/// dir = "frontend"   # holds package.json; relative to dev.toml
+/// dist = "dist"      # what `npm run build` writes, relative to `dir`
+/// ```
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Frontend {
+    pub dir: String,
+    #[serde(default = "default_frontend_dist")]
+    pub dist: String,
+}
+
+fn default_frontend_dist() -> String {
+    "dist".to_owned()
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -94,6 +117,9 @@ pub struct Ports {
     pub websocket: u16,
     #[serde(default = "default_aws_port")]
     pub aws: u16,
+    /// Where `[frontend]` is served, as CloudFront would serve it.
+    #[serde(default = "default_frontend_port")]
+    pub frontend: u16,
 }
 
 fn default_api_port() -> u16 {
@@ -105,6 +131,9 @@ fn default_websocket_port() -> u16 {
 fn default_aws_port() -> u16 {
     4002
 }
+fn default_frontend_port() -> u16 {
+    4003
+}
 
 impl Ports {
     pub fn free() -> Self {
@@ -112,6 +141,7 @@ impl Ports {
             api: 0,
             websocket: 0,
             aws: 0,
+            frontend: 0,
         }
     }
 }
@@ -232,6 +262,8 @@ struct RawManifest {
     subscriptions: Vec<Spanned<subscriptions::RawSubscription>>,
     #[serde(default)]
     streams: Option<StreamsSettings>,
+    #[serde(default)]
+    frontend: Option<Spanned<Frontend>>,
 }
 
 #[derive(Deserialize)]
@@ -558,6 +590,24 @@ impl Manifest {
         let tables = tables::parse(raw.tables, &at)?;
         let websocket = websocket::parse(raw.websocket, &functions, &at)?;
         let subscriptions = subscriptions::parse(raw.subscriptions, &tables, &functions, &at)?;
+        let frontend = match raw.frontend {
+            Some(f) => {
+                let span = f.span();
+                let f = f.into_inner();
+                for (field, value) in [("dir", &f.dir), ("dist", &f.dist)] {
+                    if value.is_empty() || Path::new(value).is_absolute() || value.contains("..") {
+                        return Err(at(
+                            span.clone(),
+                            format!(
+                                "frontend.{field} `{value}` must be a folder inside the project, relative to dev.toml"
+                            ),
+                        ));
+                    }
+                }
+                Some(f)
+            }
+            None => None,
+        };
 
         Ok(Manifest {
             path: path.to_owned(),
@@ -566,6 +616,7 @@ impl Manifest {
                 api: default_api_port(),
                 websocket: default_websocket_port(),
                 aws: default_aws_port(),
+                frontend: default_frontend_port(),
             }),
             api,
             functions,
@@ -574,7 +625,16 @@ impl Manifest {
             websocket,
             subscriptions,
             streams: raw.streams.unwrap_or_default(),
+            frontend,
         })
+    }
+
+    /// The frontend's project folder and its build output, absolute.
+    pub fn frontend_dirs(&self) -> Option<(PathBuf, PathBuf)> {
+        let f = self.frontend.as_ref()?;
+        let dir = self.root().join(&f.dir);
+        let dist = dir.join(&f.dist);
+        Some((dir, dist))
     }
 
     /// The folder the manifest lives in: the workspace whose crates it names.

@@ -45,6 +45,11 @@ pub struct Table {
     /// Local fault injection; not deployed.
     #[serde(skip)]
     pub faults: Option<TableFaults>,
+    /// A JSON file of items (plain JSON objects, path relative to
+    /// `dev.toml`) loaded when `woocom-dev up` creates the table and by
+    /// `woocom-dev seed`; not deployed.
+    #[serde(skip)]
+    pub seed: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -165,6 +170,7 @@ pub(super) struct RawTable {
     stream: Option<Spanned<StreamViewType>>,
     ttl_attribute: Option<Spanned<String>>,
     faults: Option<Spanned<RawFaults>>,
+    seed: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -363,6 +369,20 @@ pub(super) fn parse(
             None => None,
         };
 
+        let seed = match t.seed {
+            Some(file) if !file.get_ref().ends_with(".json") => {
+                return Err(at(
+                    file.span(),
+                    format!(
+                        "table `{table_name}`: seed `{}` must be a .json file (an array of items)",
+                        file.get_ref()
+                    ),
+                ));
+            }
+            Some(file) => Some(file.into_inner()),
+            None => None,
+        };
+
         tables.insert(
             table_name.clone(),
             Table {
@@ -375,6 +395,7 @@ pub(super) fn parse(
                 stream: t.stream.map(Spanned::into_inner),
                 ttl_attribute,
                 faults,
+                seed,
             },
         );
     }
