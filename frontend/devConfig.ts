@@ -25,22 +25,27 @@ export function configFromReady(ready: ReadyFile, stack = 'local'): { apiUrl: st
   return { apiUrl: ready.api, websocketUrl: ready.websocket, stack };
 }
 
+/** The /config.json answer for a ready file: read on every request, so a restarted stack is picked up. */
+export async function configResponse(file: string): Promise<{ status: number; body: string }> {
+  try {
+    const ready = JSON.parse(await readFile(file, 'utf8')) as ReadyFile;
+    return { status: 200, body: JSON.stringify(configFromReady(ready)) };
+  } catch (err) {
+    const reason =
+      (err as NodeJS.ErrnoException).code === 'ENOENT'
+        ? `no ready file at ${file}: is \`woocom-dev up --ready-file ${file}\` running?`
+        : `cannot use ${file}: ${(err as Error).message}`;
+    return { status: 503, body: JSON.stringify({ error: { code: 'stack_not_running', message: reason } }) };
+  }
+}
+
 export function woocomConfigPlugin(root: string): Plugin {
   const handler = async (res: import('node:http').ServerResponse) => {
-    const file = readyFilePath(process.env, root);
+    const { status, body } = await configResponse(readyFilePath(process.env, root));
+    res.statusCode = status;
     res.setHeader('Content-Type', 'application/json');
     res.setHeader('Cache-Control', 'no-store');
-    try {
-      const ready = JSON.parse(await readFile(file, 'utf8')) as ReadyFile;
-      res.end(JSON.stringify(configFromReady(ready)));
-    } catch (err) {
-      const reason =
-        (err as NodeJS.ErrnoException).code === 'ENOENT'
-          ? `no ready file at ${file}: is \`woocom-dev up --ready-file ${path.relative(path.resolve(root, '..'), file)}\` running?`
-          : `cannot read ${file}: ${(err as Error).message}`;
-      res.statusCode = 503;
-      res.end(JSON.stringify({ error: { code: 'stack_not_running', message: reason } }));
-    }
+    res.end(body);
   };
   return {
     name: 'woocom-config',

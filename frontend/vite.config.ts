@@ -11,7 +11,7 @@ export default defineConfig({
   build: { sourcemap: true },
   test: {
     environment: 'jsdom',
-    include: ['src/**/*.test.{ts,tsx}'],
+    include: ['src/**/*.test.{ts,tsx}', 'devConfig.test.ts'],
     restoreMocks: true,
     setupFiles: ['./src/test/setup.ts'],
   },

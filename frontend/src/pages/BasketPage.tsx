@@ -1,4 +1,4 @@
-import { useEffect, useState, type KeyboardEvent } from 'react';
+import { useState, type KeyboardEvent } from 'react';
 import { Link } from 'react-router';
 import type { ApiError, Basket, Line } from '../api';
 import { useBasket } from '../basket';
@@ -63,13 +63,12 @@ function BasketLine({
   onChanged: (message: string) => void;
 }) {
   const { setQuantity, removeItem } = useBasket();
-  const [draft, setDraft] = useState(String(line.quantity));
+  // What the user is typing; null shows the basket's quantity.
+  const [draft, setDraft] = useState<string | null>(null);
   const [pending, setPending] = useState(false);
   const [error, setError] = useState<ApiError | null>(null);
   const [retry, setRetry] = useState<(() => void) | null>(null);
   const inputId = `qty-${line.productId}`;
-
-  useEffect(() => setDraft(String(line.quantity)), [line.quantity]);
 
   const run = async (action: () => Promise<Basket>, done: (b: Basket) => string) => {
     setPending(true);
@@ -81,15 +80,15 @@ function BasketLine({
     } catch (err) {
       const e = toApiError(err);
       setError(e);
-      setDraft(String(line.quantity));
       if (e.retryable) setRetry(() => () => void run(action, done));
     } finally {
       setPending(false);
+      setDraft(null);
     }
   };
 
   const change = (quantity: number) => {
-    if (quantity === line.quantity) return;
+    if (quantity === line.quantity) return setDraft(null);
     if (quantity === 0) return remove();
     void run(
       () => setQuantity(line.productId, quantity),
@@ -99,10 +98,10 @@ function BasketLine({
   const remove = () => void run(() => removeItem(line.productId), () => `${line.name} removed.`);
 
   const commitDraft = () => {
+    if (draft === null) return;
     const n = Number(draft);
     if (draft.trim() === '' || !Number.isInteger(n) || n < 0 || n > 99) {
-      setError(null);
-      setDraft(String(line.quantity));
+      setDraft(null);
       onChanged(`Quantity must be a whole number from 1 to 99.`);
       return;
     }
@@ -134,7 +133,7 @@ function BasketLine({
           inputMode="numeric"
           min={1}
           max={99}
-          value={draft}
+          value={draft ?? String(line.quantity)}
           disabled={pending}
           onChange={(e) => setDraft(e.target.value)}
           onBlur={commitDraft}
