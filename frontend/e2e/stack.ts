@@ -1,0 +1,54 @@
+// The running stack, as global-setup found it, and REST calls the tests make
+// on the shop's behalf (seeding products, moving an order along).
+import { expect, type Page } from '@playwright/test';
+
+function env(name: string): string {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set: run the suite with \`npm run e2e\` (global-setup starts the stack)`);
+  return value;
+}
+
+export const frontend = (): string => env('WOOCOM_E2E_FRONTEND');
+export const apiUrl = (): string => env('WOOCOM_E2E_API');
+
+export async function call<T>(method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
+  const response = await fetch(apiUrl() + path, {
+    method,
+    headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new Error(`${method} ${path} → ${response.status}, not JSON: ${text.slice(0, 300)}`);
+  }
+  return { status: response.status, json: json as T };
+}
+
+export interface ProductBody {
+  name: string;
+  price: number;
+  stock: number;
+  description: string;
+  currency?: string;
+}
+
+export async function putProduct(id: string, product: ProductBody): Promise<void> {
+  const { status, json } = await call<{ id: string; stock: number }>('PUT', `/products/${id}`, product);
+  expect(status, `PUT /products/${id}: ${JSON.stringify(json)}`).toBe(200);
+  expect(json).toMatchObject({ id, stock: product.stock });
+}
+
+/** A run-unique suffix, so the suite can run again against the same data. */
+export const runId = `${Date.now().toString(36)}${Math.floor(Math.random() * 1296).toString(36)}`;
+
+/** Waits until the page's live updates connection is open. */
+export async function liveOn(page: Page): Promise<void> {
+  await expect(page.getByText('Live updates on')).toBeVisible();
+}
+
+export function card(page: Page, name: string) {
+  return page.getByRole('article', { name });
+}
