@@ -232,3 +232,115 @@ fn invoke_prints_result_on_stdout_and_logs_on_stderr() {
     let result: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON error object");
     assert_eq!(result["errorMessage"], "probe failed on purpose");
 }
+
+#[tokio::test]
+async fn seed_loads_the_seed_files_with_or_without_a_running_stack() {
+    let dir = temp_dir("seed");
+    std::fs::write(
+        dir.join("dev.toml"),
+        "[stack]\nname = \"seed-test\"\n\n[tables.products]\npartition_key = { name = \"id\", type = \"S\" }\nseed = \"products.json\"\n",
+    )
+    .expect("dev.toml");
+    std::fs::write(
+        dir.join("products.json"),
+        r#"[{"id": "mug", "stock": 4}, {"id": "cup", "stock": 9}]"#,
+    )
+    .expect("seed file");
+    let manifest = dir.join("dev.toml");
+
+    // No stack: straight into the data folder (an address nothing answers
+    // on stands for "not running").
+    let out = woocom_dev()
+        .arg("--manifest")
+        .arg(&manifest)
+        .args(["seed", "--endpoint", "http://127.0.0.1:9"])
+        .output()
+        .expect("seed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "seeded `products`: 2 items"
+    );
+    let scan = woocom_dev()
+        .arg("--manifest")
+        .arg(&manifest)
+        .args(["scan", "products"])
+        .output()
+        .expect("scan");
+    let printed = String::from_utf8_lossy(&scan.stdout);
+    assert!(
+        printed.contains("\"mug\"") && printed.contains("\"cup\""),
+        "{printed}"
+    );
+
+    // A bad seed file is named with the item at fault, and nothing is written.
+    std::fs::write(dir.join("products.json"), r#"[{"id": "a"}, {"stock": 1}]"#).expect("edit");
+    let out = woocom_dev()
+        .arg("--manifest")
+        .arg(&manifest)
+        .args(["seed", "--endpoint", "http://127.0.0.1:9"])
+        .output()
+        .expect("seed");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("products.json: item 1: missing key attribute `id`"),
+        "{err}"
+    );
+
+    // A running stack: through its DynamoDB endpoint.
+    std::fs::write(
+        dir.join("products.json"),
+        r#"[{"id": "teapot", "stock": 1}]"#,
+    )
+    .expect("edit");
+    let ready = dir.join("ready.json");
+    let mut child = woocom_dev()
+        .arg("--manifest")
+        .arg(&manifest)
+        .args(["up", "--free-ports", "--no-frontend", "--ready-file"])
+        .arg(&ready)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("up");
+    let urls = wait_for_file(&ready, &mut child, Duration::from_secs(60));
+    let out = woocom_dev()
+        .arg("--manifest")
+        .arg(&manifest)
+        .args(["seed", "--ready-file"])
+        .arg(&ready)
+        .output()
+        .expect("seed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("seeded `products`: 1 items (through"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let scan: serde_json::Value = common::http()
+        .post(urls["aws"].as_str().expect("aws url"))
+        .header("content-type", "application/x-amz-json-1.0")
+        .header("x-amz-target", "DynamoDB_20120810.Scan")
+        .body(r#"{"TableName": "products"}"#)
+        .send()
+        .await
+        .expect("scan")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(scan["Count"], 3, "{scan}");
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -107,7 +107,9 @@ pub fn ensure_built(
                 || newest_source(dir).is_some_and(|source| source > built)
         }
     };
-    if !stale && !need_install {
+    // package.json and package-lock.json are sources too: a dependency
+    // change makes the build stale.
+    if !stale {
         return Ok(BuildOutcome::UpToDate);
     }
     eprintln!("woocom-dev: building the frontend (npm run build)");
