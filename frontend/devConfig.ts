@@ -1,5 +1,6 @@
 // Serves /config.json for `npm run dev` from the ready file that
-// `woocom-dev up --ready-file <path>` writes once the stack listens.
+// `woocom-dev up` writes once the stack listens (.woocom/ready.json, or the
+// path given with --ready-file).
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Plugin } from 'vite';
@@ -33,7 +34,8 @@ export async function configResponse(file: string): Promise<{ status: number; bo
   } catch (err) {
     const reason =
       (err as NodeJS.ErrnoException).code === 'ENOENT'
-        ? `no ready file at ${file}: is \`woocom-dev up --ready-file ${file}\` running?`
+        ? `no ready file at ${file}: start the stack with \`woocom-dev up\` (it writes .woocom/ready.json), ` +
+          'or point WOOCOM_READY_FILE at the file given to `woocom-dev up --ready-file`'
         : `cannot use ${file}: ${(err as Error).message}`;
     return { status: 503, body: JSON.stringify({ error: { code: 'stack_not_running', message: reason } }) };
   }

@@ -31,14 +31,14 @@ test('browse, add to basket, change quantity, check out, and follow the order an
   await expect(page.getByText(mug.description)).toBeVisible();
 
   // Add one to the basket, then make it two in the basket.
-  await page.getByLabel('Quantity').fill('1');
+  await page.getByLabel('Quantity', { exact: true }).fill('1');
   await page.getByRole('button', { name: 'Add to basket' }).click();
   await expect(page.getByText(`Added 1 × ${mug.name} to your basket.`)).toBeVisible();
   await page.getByRole('link', { name: 'View basket' }).click();
   await expect(page.getByRole('heading', { level: 1, name: 'Basket' })).toBeVisible();
   await expect(page.getByTestId('basket-total')).toHaveText('€12.50');
   await page.getByRole('button', { name: `Increase quantity of ${mug.name}` }).click();
-  await expect(page.getByLabel(`Quantity of ${mug.name}`)).toHaveValue('2');
+  await expect(page.getByLabel(`Quantity of ${mug.name}`, { exact: true })).toHaveValue('2');
   await expect(page.getByTestId('basket-total')).toHaveText('€25.00');
 
   // Check out.
@@ -79,7 +79,7 @@ test('browse, add to basket, change quantity, check out, and follow the order an
 test('checkout names the product that sold out meanwhile', async ({ page }) => {
   await page.goto(`${frontend()}/products/${pot.id}`);
   await expect(page.getByRole('heading', { level: 1, name: pot.name })).toBeVisible();
-  await page.getByLabel('Quantity').fill('2');
+  await page.getByLabel('Quantity', { exact: true }).fill('2');
   await page.getByRole('button', { name: 'Add to basket' }).click();
   await expect(page.getByText(`Added 2 × ${pot.name} to your basket.`)).toBeVisible();
 
@@ -98,7 +98,7 @@ test('checkout names the product that sold out meanwhile', async ({ page }) => {
   // Take one, and the order goes through.
   await alert.getByRole('link', { name: 'Change your basket' }).click();
   await page.getByRole('button', { name: `Decrease quantity of ${pot.name}` }).click();
-  await expect(page.getByLabel(`Quantity of ${pot.name}`)).toHaveValue('1');
+  await expect(page.getByLabel(`Quantity of ${pot.name}`, { exact: true })).toHaveValue('1');
   await page.getByRole('link', { name: 'Check out' }).click();
   await page.getByLabel('Email or customer reference').fill(`bob-${runId}@example.com`);
   await page.getByRole('button', { name: 'Place order' }).click();

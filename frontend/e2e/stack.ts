@@ -36,7 +36,10 @@ export interface ProductBody {
 }
 
 export async function putProduct(id: string, product: ProductBody): Promise<void> {
-  const { status, json } = await call<{ id: string; stock: number }>('PUT', `/products/${id}`, product);
+  // Exactly the contract's fields: the API refuses unknown ones.
+  const { name, description, price, currency, stock } = product;
+  const body = { name, description, price, currency: currency ?? 'EUR', stock };
+  const { status, json } = await call<{ id: string; stock: number }>('PUT', `/products/${id}`, body);
   expect(status, `PUT /products/${id}: ${JSON.stringify(json)}`).toBe(200);
   expect(json).toMatchObject({ id, stock: product.stock });
 }
