@@ -360,4 +360,45 @@ mod tests {
         let wire = serde_json::to_value(&response).expect("json");
         assert_eq!(wire["statusCode"], 200);
     }
+
+    /// Golden events (`fixtures/example-apigw-websocket-*.json`, shaped as
+    /// API Gateway sends them): each parses, serializes and parses back to
+    /// the same event, and reads as the action it stands for.
+    #[test]
+    fn golden_events_round_trip_and_read_as_their_actions() {
+        let connection_id = "PkPZtcnOoAMCJHQ=".to_owned();
+        let expires_at = 1_795_446_000 + live::CONNECTION_LIFETIME_SECS;
+        let order = Topic::order("o-5f1c2a9e0b7d4e3f8a6b1c2d3e4f5a6b");
+        let cases = [
+            (
+                include_str!("../fixtures/example-apigw-websocket-connect.json"),
+                Action::Connect {
+                    connection_id: connection_id.clone(),
+                    topics: vec![Topic::Catalogue, order.clone()],
+                    expires_at,
+                },
+            ),
+            (
+                include_str!("../fixtures/example-apigw-websocket-subscribe.json"),
+                Action::Subscribe {
+                    connection_id: connection_id.clone(),
+                    topics: vec![order],
+                    expires_at,
+                },
+            ),
+            (
+                include_str!("../fixtures/example-apigw-websocket-disconnect.json"),
+                Action::Disconnect { connection_id },
+            ),
+        ];
+        for (raw, expected) in cases {
+            let parsed: ApiGatewayWebsocketProxyRequest =
+                serde_json::from_str(raw).expect("a WebSocket event");
+            let again: ApiGatewayWebsocketProxyRequest =
+                serde_json::from_value(serde_json::to_value(&parsed).expect("serializes"))
+                    .expect("parses back");
+            assert_eq!(again, parsed);
+            assert_eq!(action(&parsed, NOW), Ok(expected));
+        }
+    }
 }

@@ -603,4 +603,55 @@ mod tests {
             .remove("SequenceNumber");
         assert!(process(&fake, &tables(), &event(vec![r])).await.is_err());
     }
+
+    /// Golden events (`fixtures/example-dynamodb-*.json`, shaped as Lambda
+    /// delivers DynamoDB stream records): each parses, serializes and parses
+    /// back to the same event, and yields the pushes it stands for.
+    #[test]
+    fn golden_events_round_trip_and_yield_their_pushes() {
+        let order_id = "o-5f1c2a9e0b7d4e3f8a6b1c2d3e4f5a6b";
+        let order_push = |status: &str, updated_at: &str| {
+            Some((
+                Topic::order(order_id),
+                LiveMessage::Order {
+                    order_id: order_id.into(),
+                    status: status.into(),
+                    updated_at: updated_at.into(),
+                },
+            ))
+        };
+        let cases = [
+            (
+                include_str!("../fixtures/example-dynamodb-products-modify.json"),
+                vec![Some((
+                    Topic::Catalogue,
+                    LiveMessage::Stock {
+                        product_id: "teapot".into(),
+                        stock: 3,
+                    },
+                ))],
+            ),
+            (
+                include_str!("../fixtures/example-dynamodb-orders-lifecycle.json"),
+                vec![
+                    order_push("PLACED", "2026-11-23T15:00:00Z"),
+                    order_push("PAID", "2026-11-23T15:05:00Z"),
+                    None,
+                ],
+            ),
+        ];
+        for (raw, expected) in cases {
+            let parsed: Event = serde_json::from_str(raw).expect("a DynamoDB event");
+            let again: Event =
+                serde_json::from_value(serde_json::to_value(&parsed).expect("serializes"))
+                    .expect("parses back");
+            assert_eq!(again, parsed);
+            let pushes: Vec<_> = parsed
+                .records
+                .iter()
+                .map(|r| push_for(r, &tables()).expect("a readable record"))
+                .collect();
+            assert_eq!(pushes, expected);
+        }
+    }
 }
