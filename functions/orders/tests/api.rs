@@ -289,9 +289,10 @@ async fn concurrent_checkouts_for_the_last_units_have_one_winner() {
         shop.product(&lamp, "Lamp", 4500, 3).await;
         let first = shop.basket(&[(lamp.as_str(), 2)]).await;
         let second = shop.basket(&[(lamp.as_str(), 2)]).await;
+        let (key_a, key_b) = (format!("race-{round}-a"), format!("race-{round}-b"));
         let (a, b) = tokio::join!(
-            shop.checkout(&first, "dan", &format!("race-{round}-a")),
-            shop.checkout(&second, "erin", &format!("race-{round}-b")),
+            shop.checkout(&first, "dan", &key_a),
+            shop.checkout(&second, "erin", &key_b),
         );
         let mut statuses = [a.0, b.0];
         statuses.sort();
