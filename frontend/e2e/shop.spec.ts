@@ -116,5 +116,17 @@ test('the shop works on a phone-sized screen', async ({ browser }) => {
   expect(overflow).toBeLessThanOrEqual(0);
   await card(page, mug.name).getByRole('link', { name: mug.name }).tap();
   await expect(page.getByRole('button', { name: 'Add to basket' })).toBeInViewport();
+
+  // An order page, with its long id in the heading, fits too.
+  const orders = await call<{ items: { id: string }[] }>(
+    'GET',
+    `/orders?customerRef=${encodeURIComponent(`bob-${runId}@example.com`)}`,
+  );
+  expect(orders.status).toBe(200);
+  const orderId = orders.json.items[0]?.id;
+  expect(orderId).toBeTruthy();
+  await page.goto(`${frontend()}/orders/${encodeURIComponent(orderId ?? '')}`);
+  await expect(page.getByTestId('order-status')).toHaveAttribute('data-status', 'PLACED');
+  expect(await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
   await context.close();
 });

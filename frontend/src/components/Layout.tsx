@@ -1,5 +1,5 @@
-import type { ReactNode } from 'react';
-import { Link, NavLink } from 'react-router';
+import { useEffect, useRef, type ReactNode } from 'react';
+import { Link, NavLink, useLocation } from 'react-router';
 import { itemCount, useBasket } from '../basket';
 import { useShop } from '../shop';
 
@@ -7,6 +7,19 @@ export function Layout({ children }: { children: ReactNode }) {
   const { config } = useShop();
   const { basket } = useBasket();
   const count = itemCount(basket);
+  const { pathname } = useLocation();
+  const main = useRef<HTMLElement>(null);
+  const firstPath = useRef(pathname);
+
+  // A client-side navigation is silent to a screen reader: move focus to the
+  // new page's content, as a full page load would put it at the top.
+  useEffect(() => {
+    if (pathname === firstPath.current) return;
+    firstPath.current = '';
+    window.scrollTo?.(0, 0);
+    main.current?.focus({ preventScroll: true });
+  }, [pathname]);
+
   return (
     <>
       <a className="skip-link" href="#main">
@@ -36,7 +49,7 @@ export function Layout({ children }: { children: ReactNode }) {
           </ul>
         </nav>
       </header>
-      <main id="main" tabIndex={-1}>
+      <main id="main" tabIndex={-1} ref={main}>
         {children}
       </main>
       <footer className="site-footer">
