@@ -310,3 +310,84 @@ async fn disconnect_forgets_the_connection_and_bad_topics_are_refused() {
     wait_for_subscriptions(&db, "$disconnect removes the rows", |rows| rows.is_empty()).await;
     stack.shutdown().await;
 }
+
+/// The connections table alone (no functions to build): the root
+/// dev.toml's tables in an in-process DynamoDB.
+async fn tables_only() -> Stack {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dev.toml");
+    let mut options = StackOptions::from_manifest_file(&manifest)
+        .expect("dev.toml is valid")
+        .free_ports()
+        .quiet_build();
+    options.manifest.functions.clear();
+    options.manifest.routes.clear();
+    options.manifest.websocket = None;
+    options.manifest.subscriptions.clear();
+    Stack::start(options).await.expect("stack starts")
+}
+
+#[tokio::test]
+async fn connection_repo_pages_replaces_and_removes() {
+    use woocom_domain::live::{ConnectionRepo, MAX_TOPICS, PAGE_SIZE, Topic, expires_at, now_secs};
+    let stack = tables_only().await;
+    let db = dynamodb(&stack).await;
+    let repo = ConnectionRepo::new(db.clone(), "connections".to_owned());
+    let now = now_secs();
+
+    // More connections on one topic than a page holds, and some whose
+    // items expired (TTL deletes them only eventually).
+    let topic = Topic::order("o-busy");
+    let live: Vec<String> = (0..PAGE_SIZE * 2 + 37)
+        .map(|i| format!("conn-{i:05}="))
+        .collect();
+    for id in &live {
+        repo.subscribe(id, std::slice::from_ref(&topic), now + 60)
+            .await
+            .expect("subscribe");
+    }
+    for i in 0..5 {
+        repo.subscribe(&format!("old-{i}="), std::slice::from_ref(&topic), now - 1)
+            .await
+            .expect("subscribe");
+    }
+    let first = repo.page(&topic, None, now).await.expect("page");
+    assert!(first.next.is_some(), "more than one page");
+    let mut ids = repo.connection_ids(&topic, now).await.expect("all pages");
+    ids.sort();
+    assert_eq!(ids, live);
+
+    // Replace: from every topic allowed to two, one of them kept.
+    let many: Vec<Topic> = std::iter::once(Topic::Catalogue)
+        .chain((1..MAX_TOPICS).map(|i| Topic::order(&format!("o-{i}"))))
+        .collect();
+    let expiry = expires_at(0, now);
+    repo.subscribe("me=", &many, expiry)
+        .await
+        .expect("subscribe");
+    let mut topics = repo.topics_of("me=").await.expect("topics");
+    topics.sort();
+    assert_eq!(topics.len(), MAX_TOPICS);
+    repo.replace("me=", &[Topic::order("o-3"), Topic::order("o-new")], expiry)
+        .await
+        .expect("replace");
+    let mut topics = repo.topics_of("me=").await.expect("topics");
+    topics.sort();
+    assert_eq!(topics, ["order:o-3", "order:o-new"]);
+    assert_eq!(
+        repo.connection_ids(&Topic::Catalogue, now)
+            .await
+            .expect("catalogue"),
+        Vec::<String>::new()
+    );
+
+    assert_eq!(repo.remove_connection("me=").await.expect("remove"), 2);
+    assert_eq!(
+        repo.topics_of("me=").await.expect("topics"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        repo.remove_connection("me=").await.expect("remove again"),
+        0
+    );
+    stack.shutdown().await;
+}
