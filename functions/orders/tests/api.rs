@@ -228,7 +228,7 @@ async fn checkout_places_an_order_once_and_lists_it() {
     let alice = shop.list_all("customerRef=alice", 20).await;
     assert_eq!(ids(&alice), [newer_id.as_str(), order_id.as_str()]);
     let by_basket = shop.list_all(&format!("basketId={basket}"), 20).await;
-    assert_eq!(by_basket, [order.clone()]);
+    assert_eq!(by_basket, [order]);
     assert!(shop.list_all("customerRef=nobody", 20).await.is_empty());
     let (status, body) = shop
         .send(Method::GET, "/orders?customerRef=alice&next=bm9wZQ", None)
