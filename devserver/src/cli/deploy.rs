@@ -51,7 +51,7 @@ pub async fn run(
 
     // 1. Everything that can be missing, before anything happens.
     terraform::require_terraform()?;
-    let frontend = Frontend::find(&root);
+    let frontend = Frontend::find(&manifest);
     if !args.plan && frontend.is_some() && !terraform::on_path("aws", "--version") {
         return Err("the AWS CLI (`aws`) is needed to upload the frontend and is not on PATH: `pip install awscli` (./scripts/test installs it into .woocom/venv/bin)".into());
     }
@@ -113,7 +113,7 @@ pub async fn run(
     match frontend {
         Some(frontend) => frontend.upload(&outputs)?,
         None => eprintln!(
-            "woocom-dev: no frontend/ folder in {}: the site bucket serves config.json only",
+            "woocom-dev: no [frontend] in {}: the site bucket serves config.json only",
             root.display()
         ),
     }
@@ -125,17 +125,20 @@ pub async fn run(
     Ok(ExitCode::SUCCESS)
 }
 
-/// The React frontend: built with npm when it has no `dist/` yet.
+/// dev.toml's `[frontend]`: rebuilt when any source is newer than the last
+/// build (the same rule as `woocom-dev up`), so a stale `dist/` is never
+/// deployed.
 struct Frontend {
     dir: PathBuf,
+    dist: PathBuf,
+    stamp: PathBuf,
 }
 
 impl Frontend {
-    fn find(root: &Path) -> Option<Frontend> {
-        let dir = root.join("frontend");
-        dir.join("package.json")
-            .is_file()
-            .then_some(Frontend { dir })
+    fn find(manifest: &Manifest) -> Option<Frontend> {
+        let (dir, dist) = manifest.frontend_dirs()?;
+        let stamp = manifest.root().join(".woocom").join("frontend-build.stamp");
+        Some(Frontend { dir, dist, stamp })
     }
 
     fn upload(
@@ -151,15 +154,8 @@ impl Frontend {
         };
         let bucket = get("site_bucket")?;
         let distribution = get("site_distribution_id")?;
-        let dist = self.dir.join("dist");
-        if !dist.is_dir() {
-            run_tool(Command::new("npm").arg("ci").current_dir(&self.dir))?;
-            run_tool(
-                Command::new("npm")
-                    .args(["run", "build"])
-                    .current_dir(&self.dir),
-            )?;
-        }
+        woocom_dev::frontend::ensure_built(&self.dir, &self.dist, &self.stamp, false)?;
+        let dist = &self.dist;
         // config.json belongs to Terraform (it holds the API URLs).
         run_tool(Command::new("aws").args([
             "s3",
