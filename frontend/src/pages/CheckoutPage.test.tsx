@@ -40,7 +40,7 @@ describe('checkout', () => {
   });
 
   it('names the sold-out product and what is left', async () => {
-    const api = checkoutApi(() => apiError(409, 'sold_out', 'not enough stock of Blue mug', { p1: 1 }));
+    const api = checkoutApi(() => apiError(409, 'sold_out', 'not enough in stock: Blue mug (1 left, 3 in the basket)', { p1: '1' }));
     renderApp('/checkout', api);
     await fillAndSubmit();
     const alert = await screen.findByRole('alert');
@@ -53,7 +53,7 @@ describe('checkout', () => {
   });
 
   it('says a product with nothing left is sold out', async () => {
-    const api = checkoutApi(() => apiError(409, 'sold_out', 'Teapot is sold out', { p2: 0 }));
+    const api = checkoutApi(() => apiError(409, 'sold_out', 'not enough in stock: Teapot (0 left, 1 in the basket)', { p2: '0' }));
     renderApp('/checkout', api);
     await fillAndSubmit();
     expect((await screen.findByRole('alert')).textContent).toContain('Teapot is sold out.');
