@@ -82,4 +82,24 @@ describe('catalogue', () => {
     expect(within(list).getAllByRole('heading')).toHaveLength(21);
     expect(screen.queryByRole('button', { name: 'Show more products' })).toBeNull();
   });
+
+  it('keeps a stock push that arrives while the list is being read again', async () => {
+    let release: (() => void) | null = null;
+    let reads = 0;
+    const api = new FakeApi().on('GET /products', async () => {
+      reads += 1;
+      // The second read (on socket open) is slow and returns what it read before the push.
+      if (reads === 2) await new Promise<void>((resolve) => (release = resolve));
+      return { status: 200, body: { items: [product('p1', 'Blue mug', 1250, 12)], next: null } };
+    });
+    renderApp('/', api);
+    await screen.findByRole('heading', { name: 'Blue mug' });
+    act(() => FakeWebSocket.latest().open());
+    await waitFor(() => expect(reads).toBe(2));
+    act(() => FakeWebSocket.latest().push({ type: 'stock', productId: 'p1', stock: 3 }));
+    expect(card('Blue mug').getByTestId('stock').textContent).toContain('Only 3 left');
+    await act(async () => release?.());
+    await waitFor(() => expect(screen.getByText('Live updates on')).toBeTruthy());
+    expect(card('Blue mug').getByTestId('stock').textContent).toContain('Only 3 left');
+  });
 });

@@ -28,12 +28,15 @@ export function CataloguePage() {
     more: false,
   });
   const loaded = useRef(0);
+  // Stock pushed while a read is in flight is newer than what the read may return.
+  const pushedDuringLoad = useRef(new Map<string, number>());
   const [changed, setChanged] = useState<Record<string, number>>({});
 
   /** Loads from the first page until at least `atLeast` products (or the end). */
   const loadFromStart = useCallback(
     async (atLeast: number, signal?: AbortSignal) => {
       setState((s) => ({ ...s, status: s.items.length ? s.status : 'loading', error: null }));
+      pushedDuringLoad.current = new Map();
       try {
         let items: Product[] = [];
         let next: string | null = null;
@@ -43,6 +46,8 @@ export function CataloguePage() {
           next = page.next ?? null;
         } while (next && items.length < atLeast);
         if (signal?.aborted) return;
+        const pushed = pushedDuringLoad.current;
+        items = items.map((p) => (pushed.has(p.id) ? { ...p, stock: pushed.get(p.id) ?? p.stock } : p));
         loaded.current = items.length;
         setState({ items, next, status: 'ready', error: null, more: false });
       } catch (err) {
@@ -77,6 +82,7 @@ export function CataloguePage() {
 
   const onMessage = useCallback((message: LiveMessage) => {
     if (message.type !== 'stock') return;
+    pushedDuringLoad.current.set(message.productId, message.stock);
     setState((s) => ({
       ...s,
       items: s.items.map((p) => (p.id === message.productId ? { ...p, stock: message.stock } : p)),

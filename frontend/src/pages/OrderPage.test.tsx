@@ -62,4 +62,22 @@ describe('order page', () => {
     renderApp('/orders/nope', api);
     expect((await screen.findByRole('alert')).textContent).toContain('There is no order with id “nope”.');
   });
+
+  it('keeps a status push that arrives while the order is being read again', async () => {
+    let release: (() => void) | null = null;
+    let reads = 0;
+    const api = new FakeApi().on('GET /orders/{id}', async () => {
+      reads += 1;
+      if (reads === 2) await new Promise<void>((resolve) => (release = resolve));
+      return { status: 200, body: order };
+    });
+    renderApp('/orders/o-42', api);
+    await screen.findByRole('heading', { name: 'Order o-42' });
+    act(() => FakeWebSocket.latest().open());
+    await waitFor(() => expect(reads).toBe(2));
+    act(() => FakeWebSocket.latest().push({ type: 'order', orderId: 'o-42', status: 'PAID', updatedAt: '2026-11-23T12:05:00Z' }));
+    await act(async () => release?.());
+    await waitFor(() => expect(screen.queryByRole('status', { name: /Loading/ })).toBeNull());
+    expect(screen.getByTestId('order-status').textContent).toBe('Paid');
+  });
 });

@@ -1,4 +1,4 @@
-import { useCallback } from 'react';
+import { useCallback, useRef } from 'react';
 import { Link, useParams } from 'react-router';
 import { ORDER_STATUSES, type Order, type OrderStatus } from '../api';
 import { ErrorMessage, LiveIndicator, Loading } from '../components/Status';
@@ -34,12 +34,22 @@ function formatTime(iso: string): string {
 export function OrderPage() {
   const { id = '' } = useParams();
   const { api } = useShop();
-  const order = useResource(`order:${id}`, (signal) => api.getOrder(id, signal));
+  // A status pushed while a read is in flight may be newer than what the read returns.
+  type Pushed = { status: OrderStatus; updatedAt: string };
+  const pushed = useRef<Pushed | null>(null);
+  const order = useResource(`order:${id}`, async (signal) => {
+    pushed.current = null;
+    const o = await api.getOrder(id, signal);
+    // (Set by onMessage during the await; TypeScript cannot see that.)
+    const p = pushed.current as Pushed | null;
+    return p && p.updatedAt && p.updatedAt !== o.updatedAt && newer(p.updatedAt, o.updatedAt) ? { ...o, ...p } : o;
+  });
   const { setData, reload } = order;
 
   const onMessage = useCallback(
     (m: LiveMessage) => {
       if (m.type !== 'order' || m.orderId !== id) return;
+      pushed.current = { status: m.status as OrderStatus, updatedAt: m.updatedAt };
       setData((o) =>
         newer(m.updatedAt, o.updatedAt)
           ? { ...o, status: m.status as OrderStatus, updatedAt: m.updatedAt || o.updatedAt }

@@ -1,4 +1,4 @@
-import { useCallback, useState, type FormEvent } from 'react';
+import { useCallback, useRef, useState, type FormEvent } from 'react';
 import { Link, useParams } from 'react-router';
 import type { ApiError } from '../api';
 import { useBasket } from '../basket';
@@ -11,7 +11,13 @@ export function ProductPage() {
   const { id = '' } = useParams();
   const { api } = useShop();
   const { addItem } = useBasket();
-  const product = useResource(`product:${id}`, (signal) => api.getProduct(id, signal));
+  // Stock pushed while a read is in flight is newer than what the read may return.
+  const pushedStock = useRef<number | null>(null);
+  const product = useResource(`product:${id}`, async (signal) => {
+    pushedStock.current = null;
+    const p = await api.getProduct(id, signal);
+    return pushedStock.current === null ? p : { ...p, stock: pushedStock.current };
+  });
   const [quantity, setQuantity] = useState('1');
   const [adding, setAdding] = useState(false);
   const [added, setAdded] = useState<string | null>(null);
@@ -20,7 +26,9 @@ export function ProductPage() {
   const { setData, reload } = product;
   const onMessage = useCallback(
     (m: LiveMessage) => {
-      if (m.type === 'stock' && m.productId === id) setData((p) => ({ ...p, stock: m.stock }));
+      if (m.type !== 'stock' || m.productId !== id) return;
+      pushedStock.current = m.stock;
+      setData((p) => ({ ...p, stock: m.stock }));
     },
     [id, setData],
   );
