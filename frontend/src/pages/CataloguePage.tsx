@@ -30,6 +30,8 @@ export function CataloguePage() {
   const loaded = useRef(0);
   // Stock pushed while a read is in flight is newer than what the read may return.
   const pushedDuringLoad = useRef(new Map<string, number>());
+  // Only the latest read may set the list: an earlier one finishing late is older.
+  const latestLoad = useRef(0);
   const [changed, setChanged] = useState<Record<string, number>>({});
 
   /** Loads from the first page until at least `atLeast` products (or the end). */
@@ -37,6 +39,7 @@ export function CataloguePage() {
     async (atLeast: number, signal?: AbortSignal) => {
       setState((s) => ({ ...s, status: s.items.length ? s.status : 'loading', error: null }));
       pushedDuringLoad.current = new Map();
+      const load = ++latestLoad.current;
       try {
         let items: Product[] = [];
         let next: string | null = null;
@@ -45,13 +48,13 @@ export function CataloguePage() {
           items = items.concat(page.items);
           next = page.next ?? null;
         } while (next && items.length < atLeast);
-        if (signal?.aborted) return;
+        if (signal?.aborted || load !== latestLoad.current) return;
         const pushed = pushedDuringLoad.current;
         items = items.map((p) => (pushed.has(p.id) ? { ...p, stock: pushed.get(p.id) ?? p.stock } : p));
         loaded.current = items.length;
         setState({ items, next, status: 'ready', error: null, more: false });
       } catch (err) {
-        if (signal?.aborted) return;
+        if (signal?.aborted || load !== latestLoad.current) return;
         setState((s) => ({ ...s, status: 'error', error: toApiError(err), more: false }));
       }
     },
