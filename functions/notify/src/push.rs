@@ -4,7 +4,9 @@
 //! A connection that answers 410 `GoneException` has closed without its
 //! `$disconnect` having cleaned up (or not yet): its items are deleted and
 //! it does not count as a failure. Any other error, after the SDK's own
-//! retries, fails the record so the stream brings it again.
+//! retries, fails the record so the stream brings it again. Pushes carry
+//! state (the stock, the status), not deltas, so the repeats a retry sends
+//! to connections that did get the message are harmless.
 //! <https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-how-to-call-websocket-api-connections.html>
 
 use aws_sdk_apigatewaymanagement::error::DisplayErrorContext;
