@@ -31,11 +31,19 @@ async fn stack(dir: &Path) -> Stack {
         .expect("stack starts")
 }
 
-/// The batches a function got, in order.
+/// The batches a function got, in order. A line still being written (no
+/// newline yet) is left for the next look; any other line that does not
+/// parse fails the test at once: skipping it made a garbled log (instances
+/// of one function interleaving their lines) look like batches never
+/// delivered, a 30 s timeout far from the cause.
 fn batches(dir: &Path, function: &str) -> Vec<Vec<Value>> {
     let text = std::fs::read_to_string(dir.join(format!("{function}.jsonl"))).unwrap_or_default();
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    text.split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .map(|l| {
+            serde_json::from_str::<Value>(l)
+                .unwrap_or_else(|e| panic!("{function}'s log has a garbled line ({e}): {l}"))
+        })
         .map(|v| v["records"].as_array().cloned().unwrap_or_default())
         .collect()
 }
@@ -84,6 +92,33 @@ fn id_of(r: &Value) -> String {
 async fn get_json(url: String) -> Value {
     let response = http().get(url).send().await.expect("endpoint answers");
     serde_json::from_str(&response.text().await.expect("body")).expect("JSON")
+}
+
+/// The mapping's line of `/_woocom/streams/status` once it has processed
+/// every record (checkpoint at the newest record). A function logs a batch
+/// before it answers, and the checkpoint moves after the answer, so seeing
+/// the records in the log does not mean the checkpoint moved yet.
+async fn settled(aws: &str, subscription: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = get_json(format!("{aws}/_woocom/streams/status")).await;
+        let mapping = status["subscriptions"]
+            .as_array()
+            .and_then(|l| l.iter().find(|m| m["name"] == subscription))
+            .cloned()
+            .unwrap_or_else(|| panic!("no mapping {subscription}: {status:#}"));
+        if mapping["lag_records"] == 0
+            && !mapping["checkpoint"].is_null()
+            && mapping["checkpoint"] == mapping["latest_sequence_number"]
+        {
+            return mapping;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{subscription} never caught up: {mapping:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn put(db: &aws_sdk_dynamodb::Client, table: &str, item: &[(&str, &str)]) {
@@ -221,7 +256,8 @@ async fn concurrent_writers_are_delivered_once_each_in_order() {
         records_of(b, "new_image").len() >= total
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Caught up: a duplicate would already be in the log.
+    settled(&stack.urls().aws, "sink-new_image").await;
     let records = records_of(&batches(&dir.0, "sink"), "new_image");
     assert_eq!(records.len(), total, "exactly once: {}", got.len());
     let seqs: Vec<u128> = records
@@ -299,7 +335,10 @@ async fn a_transaction_yields_one_record_per_item_and_a_cancelled_one_none() {
         records_of(b, "new_image").len() + records_of(b, "keys_only").len() >= 4
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Caught up: a record of the cancelled transaction would be in the log.
+    for mapping in ["sink-new_image", "sink-keys_only"] {
+        settled(&stack.urls().aws, mapping).await;
+    }
     let ids: Vec<String> = records_of(&batches(&dir.0, "sink"), "new_image")
         .iter()
         .map(id_of)
@@ -321,7 +360,8 @@ async fn a_failed_batch_is_retried_and_blocks_later_records() {
     })
     .await;
     let ids: Vec<String> = got.iter().flatten().map(id_of).collect();
-    // a failed once, was retried, and b never overtook it.
+    // a failed once, was retried, and b never overtook it (one record per
+    // batch: with both in one batch, b would be in a's failed batch).
     assert_eq!(ids.iter().filter(|i| *i == "a").count(), 2, "{ids:?}");
     assert_eq!(ids.last().map(String::as_str), Some("b"), "{ids:?}");
     let first_b = ids.iter().position(|i| i == "b").expect("b");
@@ -581,7 +621,7 @@ async fn filters_drop_records_that_match_no_pattern() {
         b.iter().map(Vec::len).sum::<usize>() >= 2
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mapping = settled(&stack.urls().aws, "filter-filtered").await;
     let got = batches(&dir.0, "filter");
     let seen: Vec<(String, String)> = got
         .iter()
@@ -600,15 +640,7 @@ async fn filters_drop_records_that_match_no_pattern() {
             ("REMOVE".to_owned(), "1".to_owned())
         ]
     );
-    let status = get_json(format!("{}/_woocom/streams/status", stack.urls().aws)).await;
-    let mapping = status["subscriptions"]
-        .as_array()
-        .and_then(|l| l.iter().find(|m| m["name"] == "filter-filtered"))
-        .expect("mapping")
-        .clone();
     assert_eq!(mapping["records_filtered"], 2, "{mapping:#}");
-    assert_eq!(mapping["lag_records"], 0, "{mapping:#}");
-    assert_eq!(mapping["checkpoint"], mapping["latest_sequence_number"]);
     stack.shutdown().await;
 }
 
@@ -694,6 +726,9 @@ async fn replay_delivers_a_range_again_without_moving_the_checkpoint() {
             .to_owned()
     };
     let aws = &stack.urls().aws;
+    // The checkpoint moves after the last batch's answer: wait for it, so
+    // the replay is what would move it.
+    settled(aws, "sink-old_image").await;
     let before = get_json(format!("{aws}/_woocom/streams/status")).await;
     let response: Value = http()
         .post(format!("{aws}/_woocom/streams/replay"))

@@ -154,12 +154,7 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
 /// A WebSocket API event: see the module documentation.
 async fn websocket(event_type: &str, event: &Value) -> Result<Value, Error> {
     if let Ok(path) = std::env::var("PROBE_WS_LOG") {
-        use std::io::Write;
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        writeln!(file, "{event}")?;
+        append_line(&path, event)?;
     }
     match event_type {
         "CONNECT" => {
@@ -242,7 +237,6 @@ async fn post_to_connection(id: &str, data: &[u8]) -> Result<u16, Error> {
 
 /// A DynamoDB stream batch: see the module documentation.
 fn dynamodb_stream(event: &Value, request_id: &str) -> Result<Value, Error> {
-    use std::io::Write;
     let raw = event;
     // Deserializing proves the event fits the crate functions use; the log
     // keeps the records as sent.
@@ -255,11 +249,7 @@ fn dynamodb_stream(event: &Value, request_id: &str) -> Result<Value, Error> {
         let records = &raw["Records"];
         let line =
             json!({ "request_id": request_id, "received_us": received_us, "records": records });
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
-        writeln!(file, "{line}")?;
+        append_line(path, &line)?;
     }
     let mut failures = Vec::new();
     for record in &event.records {
@@ -278,11 +268,7 @@ fn dynamodb_stream(event: &Value, request_id: &str) -> Result<Value, Error> {
                 let marker = format!("{}.once", log.as_deref().unwrap_or("/tmp/probe-stream"));
                 let seen = std::fs::read_to_string(&marker).unwrap_or_default();
                 if !seen.lines().any(|l| l == record.event_id) {
-                    let mut file = std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(&marker)?;
-                    writeln!(file, "{}", record.event_id)?;
+                    append_line(&marker, &record.event_id)?;
                     return Err(format!("probe failed once on record {sequence}").into());
                 }
             }
@@ -292,4 +278,91 @@ fn dynamodb_stream(event: &Value, request_id: &str) -> Result<Value, Error> {
         }
     }
     Ok(json!({ "batchItemFailures": failures }))
+}
+
+/// Appends `line` and a newline to the file at `path`.
+///
+/// Several instances of one function append to the same log at once (a
+/// function subscribed to several tables gets their batches concurrently).
+/// `O_APPEND` keeps each `write` whole but does not keep a line whole when
+/// it is written in pieces, and `writeln!(file, "{value}")` with a
+/// `serde_json::Value` makes one `write` per JSON token: two instances'
+/// lines interleaved into garbage, which tests read as batches never
+/// delivered. So the line is formatted first and written in one call.
+fn append_line(path: &str, line: &dyn std::fmt::Display) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    write_line(&mut file, line)
+}
+
+fn write_line(out: &mut impl std::io::Write, line: &dyn std::fmt::Display) -> std::io::Result<()> {
+    let mut text = line.to_string();
+    text.push('\n');
+    out.write_all(text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts the `write` calls made on it.
+    #[derive(Default)]
+    struct Recorder {
+        writes: Vec<Vec<u8>>,
+    }
+
+    impl std::io::Write for Recorder {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.writes.push(buf.to_vec());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    // Regression (issue #6, flaky stream tests): the stream log was written
+    // with `writeln!(file, "{line}")`, one `write` per JSON token, so two
+    // instances of `sink` logging at once interleaved their lines and the
+    // tests timed out waiting for batches that had been delivered.
+    #[test]
+    fn a_log_line_is_written_in_one_call() {
+        let line = json!({
+            "request_id": "r",
+            "records": [{"eventName": "INSERT", "dynamodb": {"Keys": {"id": {"S": "a"}}}}],
+        });
+        let mut out = Recorder::default();
+        write_line(&mut out, &line).expect("write");
+        assert_eq!(out.writes.len(), 1, "{:?}", out.writes);
+        assert_eq!(out.writes[0], format!("{line}\n").into_bytes());
+    }
+
+    #[test]
+    fn concurrent_appenders_leave_whole_lines() {
+        let dir = std::env::temp_dir().join(format!("woocom-probe-log-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("log.jsonl").display().to_string();
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    for i in 0..200 {
+                        let line = json!({ "writer": w, "i": i, "pad": "x".repeat(500) });
+                        append_line(&path, &line).expect("append");
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().expect("writer");
+        }
+        let text = std::fs::read_to_string(&path).expect("log");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(text.lines().count(), 800);
+        for line in text.lines() {
+            serde_json::from_str::<Value>(line).expect("a whole line");
+        }
+    }
 }
