@@ -399,3 +399,52 @@ async fn connection_repo_pages_replaces_and_removes() {
     );
     stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_undelivered_record_is_reported_and_pushed_on_the_retry() {
+    use woocom_dev::dynamodb::{FaultRule, InjectedError};
+    let stack = stack().await;
+    let mut ws = connect(&stack, "?topics=catalogue").await;
+    put_product(&stack, "live-pot", 3).await;
+
+    // Every Query of the connections table fails: notify cannot find the
+    // subscribers, so it reports the record instead of dropping it.
+    stack
+        .dynamodb()
+        .faults()
+        .set(
+            "connections",
+            FaultRule {
+                rate: 1.0,
+                error: InjectedError::InternalServerError,
+                operations: vec!["Query".to_owned()],
+            },
+        )
+        .expect("fault rule");
+    put_product(&stack, "live-pot", 2).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = stack.streams().status().await;
+        let products = status
+            .iter()
+            .find(|m| m.table == "products")
+            .expect("the products subscription");
+        if products.last_processing_result == "PROBLEM: partial batch failure" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no partial batch failure reported: {products:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The stream brings the record again; with DynamoDB answering, it is
+    // pushed.
+    stack.dynamodb().faults().clear(None);
+    assert_eq!(
+        next_json(&mut ws).await,
+        json!({ "type": "stock", "productId": "live-pot", "stock": 2 })
+    );
+    stack.shutdown().await;
+}
