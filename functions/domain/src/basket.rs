@@ -334,7 +334,7 @@ impl BasketRepo {
 
     /// Replaces the stored basket if it is still open and still at the
     /// version `basket` was read at. `Ok(false)`: someone else changed or
-    /// closed it first; read it again.
+    /// closed it first, or a checkout is closing it; read it again.
     pub async fn save(&self, basket: &mut Basket, now: DateTime<Utc>) -> Result<bool, ApiError> {
         let next = basket.version + 1;
         let item = to_item(basket, next, now)?;
@@ -358,7 +358,16 @@ impl BasketRepo {
                 basket.version = next;
                 Ok(true)
             }
-            Err(e) if e.code() == Some("ConditionalCheckFailedException") => Ok(false),
+            // TransactionConflictException: a checkout transaction holds
+            // this basket right now; reading again shows how it ended.
+            Err(e)
+                if matches!(
+                    e.code(),
+                    Some("ConditionalCheckFailedException" | "TransactionConflictException")
+                ) =>
+            {
+                Ok(false)
+            }
             Err(e) => Err(ApiError::storage(e)),
         }
     }
