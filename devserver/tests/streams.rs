@@ -817,3 +817,124 @@ async fn cli_shows_status_and_the_dead_letter_queue() {
     assert!(status.contains("1 in DLQ"), "{status}");
     stack.shutdown().await;
 }
+
+/// A stream function for the hot reload test: appends `<version> <id>` for
+/// each record it gets to the file named by `RELAY_LOG`.
+fn relay_source(version: &str) -> String {
+    format!(
+        r#"use std::io::Write;
+
+use lambda_runtime::{{service_fn, Error, LambdaEvent}};
+use serde_json::{{json, Value}};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {{
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {{
+        let mut lines = String::new();
+        for r in event.payload["Records"].as_array().into_iter().flatten() {{
+            let id = r["dynamodb"]["Keys"]["id"]["S"].as_str().unwrap_or("?");
+            lines.push_str(&format!("{version} {{id}}\n"));
+        }}
+        let path = std::env::var("RELAY_LOG")?;
+        let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        file.write_all(lines.as_bytes())?;
+        Ok::<Value, Error>(json!({{}}))
+    }}))
+    .await
+}}
+"#
+    )
+}
+
+#[tokio::test]
+async fn a_hot_reloaded_function_keeps_its_subscriptions() {
+    use woocom_dev::reload::ReloadEvent;
+    // A workspace of its own with one function, as the reload tests make
+    // them; its builds share their target folder.
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let dir = tmp.join(format!("streams-reload-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("relay/src")).expect("mkdir");
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[workspace]\nresolver = \"3\"\nmembers = [\"relay\"]\n\n[profile.dev]\ndebug = \"line-tables-only\"\n\n[profile.dev.package.\"*\"]\nopt-level = 1\ndebug = false\n",
+    )
+    .expect("write");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::fs::copy(repo.join("Cargo.lock"), dir.join("Cargo.lock")).expect("lock");
+    std::fs::write(
+        dir.join("relay/Cargo.toml"),
+        "[package]\nname = \"relay-streams\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[dependencies]\nlambda_runtime = \"1\"\nserde_json = \"1\"\ntokio = { version = \"1\", features = [\"full\"] }\n",
+    )
+    .expect("write");
+    std::fs::write(dir.join("relay/src/main.rs"), relay_source("v1")).expect("write");
+    let log = dir.join("relay.log");
+    std::fs::write(
+        dir.join("dev.toml"),
+        format!(
+            r#"[stack]
+name = "streams-reload"
+[ports]
+api = 0
+websocket = 0
+aws = 0
+
+[functions.relay]
+crate = "relay-streams"
+env = {{ RELAY_LOG = "{}" }}
+
+[tables.items]
+partition_key = {{ name = "id" }}
+stream = "NEW_IMAGE"
+
+[[subscriptions]]
+table = "items"
+function = "relay"
+starting_position = "TRIM_HORIZON"
+"#,
+            log.display()
+        ),
+    )
+    .expect("write");
+    let manifest = woocom_dev::manifest::Manifest::load(&dir.join("dev.toml")).expect("manifest");
+    let mut options = StackOptions::new(manifest)
+        .free_ports()
+        .quiet_build()
+        .watch();
+    options.target_dir = Some(tmp.join("reload-target"));
+    let stack = Stack::start(options).await.expect("stack starts");
+    let mut events = stack.reload_events();
+    let db = dynamodb(&stack.urls().aws).await;
+    let lines = || std::fs::read_to_string(&log).unwrap_or_default();
+    let wait_line = |line: &'static str| {
+        let lines = &lines;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !lines().lines().any(|l| l == line) {
+                assert!(Instant::now() < deadline, "no `{line}`: {}", lines());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+
+    put(&db, "items", &[("id", "before")]).await;
+    wait_line("v1 before").await;
+    std::fs::write(dir.join("relay/src/main.rs"), relay_source("v2")).expect("write");
+    let reloaded = tokio::time::timeout(Duration::from_secs(300), events.recv())
+        .await
+        .expect("a reload event in time")
+        .expect("event channel open");
+    assert!(
+        matches!(&reloaded, ReloadEvent::Reloaded { functions, .. } if functions == &["relay"]),
+        "{reloaded:?}"
+    );
+    // The mapping delivers to the new binary, from where it was.
+    put(&db, "items", &[("id", "after")]).await;
+    wait_line("v2 after").await;
+    assert_eq!(lines(), "v1 before\nv2 after\n");
+    let mapping = settled(&stack.urls().aws, "relay-items").await;
+    assert_eq!(mapping["records_delivered"], 2, "{mapping:#}");
+    assert_eq!(mapping["function_errors"], 0, "{mapping:#}");
+    stack.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
