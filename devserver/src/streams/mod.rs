@@ -469,8 +469,13 @@ impl Streams {
             let last = records.last().map_or(position, |r| r.stored);
             // A write that changes nothing writes no record in DynamoDB; the
             // engine records a MODIFY. With both images it shows, so such
-            // records are dropped here. Other view types keep too little to tell:
-            // that gap needs a fix where the engine records the change.
+            // records are dropped here. Other view types keep too little to
+            // tell (KEYS_ONLY nothing, NEW_IMAGE not the item before, OLD_IMAGE
+            // not the item after), and the engine's API can neither skip nor
+            // delete a record: the fix belongs where dynoxide records the
+            // change (`streams::record_stream_event`: no record when the old
+            // and new items are equal). Until then such tables see the MODIFY,
+            // and so does a GetRecords client of any view type.
             records.retain(|r| !is_no_op(&r.value));
             lock(&mapping.activity).in_flight_since = records.first().map(|r| r.arrival);
             let before = records.len();
