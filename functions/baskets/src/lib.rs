@@ -8,10 +8,9 @@
 
 use chrono::Utc;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
-use serde::de::DeserializeOwned;
 use serde_json::json;
 use woocom_domain::basket::{self, AddItemInput, SetQuantityInput, timestamp};
-use woocom_domain::error::json_response;
+use woocom_domain::error::{body_of, json_response, respond};
 use woocom_domain::product::valid_id as valid_product_id;
 use woocom_domain::{ApiError, Basket, BasketRepo, Product, ProductRepo, aws};
 
@@ -36,15 +35,7 @@ impl Handler {
 }
 
 pub async fn handle(handler: &Handler, request: Request) -> Result<Response<Body>, Error> {
-    Ok(match route(handler, &request).await {
-        Ok(response) => response,
-        Err(e) => {
-            if e.status >= 500 {
-                tracing::error!(status = e.status, "{}", e.message);
-            }
-            e.to_response()
-        }
-    })
+    Ok(respond(route(handler, &request).await))
 }
 
 async fn route(handler: &Handler, request: &Request) -> Result<Response<Body>, ApiError> {
@@ -64,11 +55,6 @@ async fn route(handler: &Handler, request: &Request) -> Result<Response<Body>, A
 
 fn no_basket(id: &str) -> ApiError {
     ApiError::not_found(format!("no basket {id}"))
-}
-
-fn body_of<T: DeserializeOwned>(body: &Body, what: &str) -> Result<T, ApiError> {
-    serde_json::from_slice(body.as_ref())
-        .map_err(|e| ApiError::bad_request(format!("the body is not {what}: {e}")))
 }
 
 async fn create(handler: &Handler) -> Result<Response<Body>, ApiError> {

@@ -4,64 +4,7 @@
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use woocom_dev::{Stack, StackOptions};
-
-async fn stack() -> Stack {
-    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dev.toml");
-    let options = StackOptions::from_manifest_file(&manifest)
-        .expect("dev.toml is valid")
-        .free_ports()
-        .quiet_build();
-    Stack::start(options).await.expect("stack starts")
-}
-
-struct Shop {
-    http: reqwest::Client,
-    api: String,
-}
-
-impl Shop {
-    fn new(stack: &Stack) -> Shop {
-        Shop {
-            http: reqwest::Client::builder()
-                .no_proxy()
-                .build()
-                .expect("client"),
-            api: stack.urls().api.clone(),
-        }
-    }
-
-    async fn send(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.api));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.expect("send");
-        assert_eq!(
-            response
-                .headers()
-                .get("access-control-allow-origin")
-                .map(|v| v.as_bytes()),
-            Some(&b"*"[..]),
-            "{method} {path} allows any origin"
-        );
-        let status = response.status().as_u16();
-        (status, response.json().await.expect("JSON body"))
-    }
-
-    async fn product(&self, id: &str, name: &str, price: i64, stock: i64) {
-        let (status, body) = self
-            .send(
-                Method::PUT,
-                &format!("/products/{id}"),
-                Some(json!({ "name": name, "price": price, "stock": stock })),
-            )
-            .await;
-        assert_eq!(status, 200, "PUT /products/{id}: {body}");
-    }
-}
+use woocom_testkit::{Shop, shop_stack as stack};
 
 fn quantities(basket: &Value) -> Vec<(String, i64)> {
     basket["items"]

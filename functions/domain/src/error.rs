@@ -136,3 +136,25 @@ pub fn json_response(status: u16, body: &serde_json::Value) -> Response<Body> {
     );
     response
 }
+
+/// A handler's answer: the response, or the error in the one JSON shape.
+/// Server-side failures are logged with their details (the client gets the
+/// status and a short message).
+pub fn respond(result: Result<Response<Body>, ApiError>) -> Response<Body> {
+    match result {
+        Ok(response) => response,
+        Err(e) => {
+            if e.status >= 500 {
+                tracing::error!(status = e.status, "{}", e.message);
+            }
+            e.to_response()
+        }
+    }
+}
+
+/// A JSON request body as `T`; 400 `bad_request` saying what was expected
+/// and where the body goes wrong.
+pub fn body_of<T: serde::de::DeserializeOwned>(body: &Body, what: &str) -> Result<T, ApiError> {
+    serde_json::from_slice(body.as_ref())
+        .map_err(|e| ApiError::bad_request(format!("the body is not {what}: {e}")))
+}

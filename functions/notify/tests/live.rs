@@ -14,44 +14,12 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use woocom_dev::{Stack, StackOptions};
+use woocom_testkit::{dynamodb, http, shop_stack as stack};
 
 type Client = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// How long a change may take to reach a browser here.
 const DELIVERY: Duration = Duration::from_secs(20);
-
-async fn stack() -> Stack {
-    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dev.toml");
-    let options = StackOptions::from_manifest_file(&manifest)
-        .expect("dev.toml is valid")
-        .free_ports()
-        .quiet_build();
-    Stack::start(options).await.expect("stack starts")
-}
-
-async fn dynamodb(stack: &Stack) -> aws_sdk_dynamodb::Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(&stack.urls().aws)
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "AKIAEXAMPLE",
-            "secret",
-            None,
-            None,
-            "test",
-        ))
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .load()
-        .await;
-    aws_sdk_dynamodb::Client::new(&config)
-}
-
-fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client")
-}
 
 async fn try_connect(stack: &Stack, query: &str) -> Result<Client, tungstenite::Error> {
     let url = format!("{}{query}", stack.urls().websocket);

@@ -11,10 +11,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use lambda_http::{Body, Error, Request, RequestExt, Response};
-use serde::de::DeserializeOwned;
 use serde_json::json;
 use woocom_domain::basket::{self, Basket};
-use woocom_domain::error::json_response;
+use woocom_domain::error::{body_of, json_response, respond};
 use woocom_domain::order::{
     self, CheckoutInput, OrderIndex, Placement, StatusInput, order_id_for, sold_out_error,
 };
@@ -45,15 +44,7 @@ impl Handler {
 }
 
 pub async fn handle(handler: &Handler, request: Request) -> Result<Response<Body>, Error> {
-    Ok(match route(handler, &request).await {
-        Ok(response) => response,
-        Err(e) => {
-            if e.status >= 500 {
-                tracing::error!(status = e.status, "{}", e.message);
-            }
-            e.to_response()
-        }
-    })
+    Ok(respond(route(handler, &request).await))
 }
 
 async fn route(handler: &Handler, request: &Request) -> Result<Response<Body>, ApiError> {
@@ -73,11 +64,6 @@ async fn route(handler: &Handler, request: &Request) -> Result<Response<Body>, A
 
 fn no_order(id: &str) -> ApiError {
     ApiError::not_found(format!("no order {id}"))
-}
-
-fn body_of<T: DeserializeOwned>(body: &Body, what: &str) -> Result<T, ApiError> {
-    serde_json::from_slice(body.as_ref())
-        .map_err(|e| ApiError::bad_request(format!("the body is not {what}: {e}")))
 }
 
 async fn get(handler: &Handler, id: &str) -> Result<Response<Body>, ApiError> {

@@ -3,7 +3,7 @@
 
 use lambda_http::{Body, Error, Request, RequestExt, Response};
 use serde_json::json;
-use woocom_domain::error::json_response;
+use woocom_domain::error::{body_of, json_response, respond};
 use woocom_domain::product::valid_id;
 use woocom_domain::{ApiError, ProductInput, ProductRepo, aws};
 
@@ -24,15 +24,7 @@ impl Handler {
 }
 
 pub async fn handle(handler: &Handler, request: Request) -> Result<Response<Body>, Error> {
-    Ok(match route(handler, &request).await {
-        Ok(response) => response,
-        Err(e) => {
-            if e.status >= 500 {
-                tracing::error!(status = e.status, "{}", e.message);
-            }
-            e.to_response()
-        }
-    })
+    Ok(respond(route(handler, &request).await))
 }
 
 async fn route(handler: &Handler, request: &Request) -> Result<Response<Body>, ApiError> {
@@ -83,8 +75,7 @@ async fn put(handler: &Handler, id: &str, body: &Body) -> Result<Response<Body>,
             "a product id is 1-64 letters, digits, `-` or `_`",
         ));
     }
-    let input: ProductInput = serde_json::from_slice(body.as_ref())
-        .map_err(|e| ApiError::bad_request(format!("the body is not a product: {e}")))?;
+    let input: ProductInput = body_of(body, "a product")?;
     input.validate()?;
     let product = input.into_product(id.to_owned());
     handler.products.put(&product).await?;

@@ -3,25 +3,13 @@
 //! function's real binary → DynamoDB.
 
 use serde_json::{Value, json};
-use woocom_dev::{Stack, StackOptions};
-
-async fn stack() -> Stack {
-    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dev.toml");
-    let options = StackOptions::from_manifest_file(&manifest)
-        .expect("dev.toml is valid")
-        .free_ports()
-        .quiet_build();
-    Stack::start(options).await.expect("stack starts")
-}
+use woocom_testkit::{http, shop_stack as stack};
 
 #[tokio::test]
 async fn create_get_list_and_validate_products() {
     let stack = stack().await;
     let api = &stack.urls().api;
-    let http = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client");
+    let http = http();
 
     let missing = http
         .get(format!("{api}/products/teapot"))

@@ -1,0 +1,164 @@
+//! What the function crates' whole-stack tests share: the shop's stack
+//! (the repository's dev.toml, started in-process on free ports, every
+//! function its real binary) and clients for it.
+
+// Test support: a failure to start or to reach the stack is the test's
+// failure, with the reason in the panic message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use woocom_dev::{Stack, StackOptions};
+
+/// The shop as `woocom-dev up` runs it, minus the frontend and seed data,
+/// on free ports with tables in memory.
+pub async fn shop_stack() -> Stack {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dev.toml");
+    let options = StackOptions::from_manifest_file(&manifest)
+        .expect("dev.toml is valid")
+        .free_ports()
+        .quiet_build();
+    Stack::start(options).await.expect("stack starts")
+}
+
+/// An HTTP client that never goes through a proxy (everything is loopback).
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client")
+}
+
+/// The AWS SDK's DynamoDB client for the stack's endpoint, over plain HTTP.
+pub async fn dynamodb(stack: &Stack) -> aws_sdk_dynamodb::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(&stack.urls().aws)
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "AKIAEXAMPLE",
+            "secret",
+            None,
+            None,
+            "test",
+        ))
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .load()
+        .await;
+    aws_sdk_dynamodb::Client::new(&config)
+}
+
+/// The REST API as the frontend calls it.
+pub struct Shop {
+    pub http: reqwest::Client,
+    pub api: String,
+}
+
+impl Shop {
+    pub fn new(stack: &Stack) -> Shop {
+        Shop {
+            http: http(),
+            api: stack.urls().api.clone(),
+        }
+    }
+
+    /// Sends a request and returns the status and the JSON body; every
+    /// answer must allow any origin (the frontend is served elsewhere).
+    pub async fn send(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.api));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("send");
+        assert_eq!(
+            response
+                .headers()
+                .get("access-control-allow-origin")
+                .map(|v| v.as_bytes()),
+            Some(&b"*"[..]),
+            "{method} {path} allows any origin"
+        );
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON body"))
+    }
+
+    /// Creates or replaces a product.
+    pub async fn product(&self, id: &str, name: &str, price: i64, stock: i64) {
+        let (status, body) = self
+            .send(
+                Method::PUT,
+                &format!("/products/{id}"),
+                Some(json!({ "name": name, "price": price, "stock": stock })),
+            )
+            .await;
+        assert_eq!(status, 200, "PUT /products/{id}: {body}");
+    }
+
+    /// A product's stock level.
+    pub async fn stock(&self, id: &str) -> i64 {
+        let (status, body) = self
+            .send(Method::GET, &format!("/products/{id}"), None)
+            .await;
+        assert_eq!(status, 200, "GET /products/{id}: {body}");
+        body["stock"].as_i64().expect("stock")
+    }
+
+    /// A new basket holding `lines`; its id.
+    pub async fn basket(&self, lines: &[(&str, i64)]) -> String {
+        let (status, basket) = self.send(Method::POST, "/baskets", None).await;
+        assert_eq!(status, 201, "{basket}");
+        let id = basket["id"].as_str().expect("id").to_owned();
+        for (product, quantity) in lines {
+            let (status, body) = self
+                .send(
+                    Method::POST,
+                    &format!("/baskets/{id}/items"),
+                    Some(json!({"productId": product, "quantity": quantity})),
+                )
+                .await;
+            assert_eq!(status, 200, "add {product}: {body}");
+        }
+        id
+    }
+
+    pub async fn checkout(&self, basket: &str, customer: &str, key: &str) -> (u16, Value) {
+        self.send(
+            Method::POST,
+            "/orders",
+            Some(json!({"basketId": basket, "customerRef": customer, "clientKey": key})),
+        )
+        .await
+    }
+
+    pub async fn set_status(&self, order: &str, status: &str) -> (u16, Value) {
+        self.send(
+            Method::POST,
+            &format!("/orders/{order}/status"),
+            Some(json!({ "status": status })),
+        )
+        .await
+    }
+
+    /// Every order of a listing, following `next` with pages of `limit`.
+    pub async fn list_all(&self, query: &str, limit: u32) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut next: Option<String> = None;
+        for _ in 0..20 {
+            let mut path = format!("/orders?{query}&limit={limit}");
+            if let Some(n) = &next {
+                path.push_str(&format!("&next={n}"));
+            }
+            let (status, page) = self.send(Method::GET, &path, None).await;
+            assert_eq!(status, 200, "{path}: {page}");
+            let items = page["items"].as_array().expect("items");
+            assert!(items.len() <= limit as usize);
+            all.extend(items.iter().cloned());
+            next = page["next"].as_str().map(str::to_owned);
+            if next.is_none() {
+                return all;
+            }
+        }
+        panic!("listing {query} never ended");
+    }
+}
