@@ -11,12 +11,27 @@
 //! once with `{"ok":true}`. The plain axum server answers the same body.
 //! For each connection count, a closed loop of keep-alive HTTP/1.1
 //! connections (one hyper client each) runs for a fixed time against each
-//! server, after a warm-up that also starts the function's instances.
+//! server, after a warm-up that also starts the function's instances. The
+//! time is cut into rounds that alternate between the servers (A B B A ..),
+//! so that load from elsewhere on the machine falls on both alike.
 //! Load goes to 127.0.0.1 only and stops by itself.
+//!
+//! A third row, "lambda host only", invokes the function through the Lambda
+//! host in-process (`LambdaHost::invoke`, the gateway's own call) with the
+//! event the gateway builds for the same request, as many at once as there
+//! are connections: the Runtime API round trip and the function, without
+//! HTTP in front. Each row also shows the CPU time per request of the
+//! client, the servers (devserver or axum) and the function processes, read
+//! from `/proc`: what bounds the throughput on a machine with few cores.
+//!
+//! Builds: the devserver and plain axum are built with the bench profile
+//! (optimised); the function is a debug build unless `--release-functions`,
+//! as `woocom-dev up` builds it unless `up --release`. The output says which.
 //!
 //! Options, as `--name value` after `--` or as environment variables:
 //! - `--secs` / `BENCH_SECS`: seconds per measured run (default 4);
 //! - `--warmup` / `BENCH_WARMUP_SECS`: seconds of warm-up per server (1);
+//! - `--rounds` / `BENCH_ROUNDS`: rounds the measured time is cut into (4);
 //! - `--connections` / `BENCH_CONNECTIONS`: comma list (default `1,32`);
 //! - `--concurrency` / `BENCH_CONCURRENCY`: the function's instances
 //!   (default: `concurrency` in bench.toml);
@@ -42,12 +57,15 @@ use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use woocom_dev::lambda::{InvokeRequest, LambdaHost};
 use woocom_dev::{Stack, StackOptions};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// What both servers answer.
 const BODY: &[u8] = br#"{"ok":true}"#;
+/// In the probe's answer to `probe=ok`: a 200 proxy response.
+const OK_STATUS: &[u8] = br#""statusCode":200"#;
 /// A bound on requests per connection and run, so a run stops even if the
 /// clock misbehaves.
 const MAX_REQUESTS_PER_CONNECTION: usize = 2_000_000;
@@ -59,6 +77,7 @@ struct Options {
     secs: f64,
     warmup: f64,
     connections: Vec<usize>,
+    rounds: u32,
     concurrency: Option<usize>,
     server_threads: Option<usize>,
     release_functions: bool,
@@ -70,6 +89,7 @@ impl Options {
             ("secs", "BENCH_SECS"),
             ("warmup", "BENCH_WARMUP_SECS"),
             ("connections", "BENCH_CONNECTIONS"),
+            ("rounds", "BENCH_ROUNDS"),
             ("concurrency", "BENCH_CONCURRENCY"),
             ("server-threads", "BENCH_SERVER_THREADS"),
             ("release-functions", "BENCH_RELEASE_FUNCTIONS"),
@@ -101,6 +121,7 @@ impl Options {
             secs: 4.0,
             warmup: 1.0,
             connections: vec![1, 32],
+            rounds: 4,
             concurrency: None,
             server_threads: None,
             release_functions: false,
@@ -117,6 +138,7 @@ impl Options {
                         .collect::<Result<_, _>>()
                         .map_err(|e| bad(&e))?;
                 }
+                "rounds" => options.rounds = value.parse().map_err(|e| bad(&e))?,
                 "concurrency" => options.concurrency = Some(value.parse().map_err(|e| bad(&e))?),
                 "server-threads" => {
                     options.server_threads = Some(value.parse().map_err(|e| bad(&e))?);
@@ -131,6 +153,9 @@ impl Options {
         }
         if options.connections.iter().any(|&c| c == 0 || c > 1024) {
             return Err("connection counts must be between 1 and 1024".into());
+        }
+        if !(1..=100).contains(&options.rounds) {
+            return Err("rounds must be between 1 and 100".into());
         }
         if options.concurrency.is_some_and(|c| c == 0 || c > 256) {
             return Err("concurrency must be between 1 and 256".into());
@@ -148,14 +173,16 @@ struct Target {
     path: String,
 }
 
-/// One measured run.
+/// One measured run, or the sum of several rounds.
+#[derive(Default)]
 struct Run {
     requests: usize,
     errors: usize,
     first_error: Option<String>,
     elapsed: Duration,
-    /// Sorted request latencies.
+    /// Request latencies; sorted by [`Run::finish`].
     latencies: Vec<Duration>,
+    cpu: Cpu,
 }
 
 impl Run {
@@ -170,6 +197,100 @@ impl Run {
         let index = ((self.latencies.len() as f64 * p) as usize).min(self.latencies.len() - 1);
         self.latencies[index].as_secs_f64() * 1000.0
     }
+
+    fn add(&mut self, round: Run) {
+        self.requests += round.requests;
+        self.errors += round.errors;
+        if self.first_error.is_none() {
+            self.first_error = round.first_error;
+        }
+        self.elapsed += round.elapsed;
+        self.latencies.extend(round.latencies);
+        self.cpu = self.cpu.plus(round.cpu);
+    }
+
+    fn finish(&mut self) {
+        self.latencies.sort_unstable();
+    }
+
+    /// CPU microseconds per request.
+    fn cpu_per_request(&self, cpu: Duration) -> f64 {
+        cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64
+    }
+}
+
+/// CPU time (user + system) of the bench's parts, from `/proc`.
+#[derive(Default, Clone, Copy)]
+struct Cpu {
+    /// The main thread: the HTTP load generator.
+    client: Duration,
+    /// The other threads of this process: the devserver's runtime (with
+    /// the in-process invokers of "lambda host only") and plain axum.
+    servers: Duration,
+    /// This process's children: the function instances.
+    functions: Duration,
+}
+
+impl Cpu {
+    fn now() -> Cpu {
+        let pid = std::process::id();
+        let process = proc_cpu(&format!("/proc/{pid}/stat")).unwrap_or_default();
+        let main_thread = proc_cpu(&format!("/proc/{pid}/task/{pid}/stat")).unwrap_or_default();
+        let mut functions = Duration::ZERO;
+        if let Ok(entries) = std::fs::read_dir("/proc") {
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let Some(child) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                    continue;
+                };
+                let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+                    continue;
+                };
+                if stat_field(&stat, 4).and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
+                    functions += stat_cpu(&stat).unwrap_or_default();
+                }
+            }
+        }
+        Cpu {
+            client: main_thread,
+            servers: process.saturating_sub(main_thread),
+            functions,
+        }
+    }
+
+    fn since(self, start: Cpu) -> Cpu {
+        Cpu {
+            client: self.client.saturating_sub(start.client),
+            servers: self.servers.saturating_sub(start.servers),
+            functions: self.functions.saturating_sub(start.functions),
+        }
+    }
+
+    fn plus(self, other: Cpu) -> Cpu {
+        Cpu {
+            client: self.client + other.client,
+            servers: self.servers + other.servers,
+            functions: self.functions + other.functions,
+        }
+    }
+}
+
+fn proc_cpu(path: &str) -> Option<Duration> {
+    stat_cpu(&std::fs::read_to_string(path).ok()?)
+}
+
+/// utime + stime of a `/proc/.../stat` line, in clock ticks of 10 ms
+/// (`USER_HZ` is 100 on Linux).
+fn stat_cpu(stat: &str) -> Option<Duration> {
+    let ticks = |n| stat_field(stat, n)?.parse::<u64>().ok();
+    Some(Duration::from_millis((ticks(14)? + ticks(15)?) * 10))
+}
+
+/// Field `n` (1-based, as `man proc` numbers them) of a stat line; the
+/// command name (field 2) may hold spaces, so counting starts after it.
+fn stat_field(stat: &str, n: usize) -> Option<&str> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(n.checked_sub(3)?)
 }
 
 fn main() -> Result<(), BoxError> {
@@ -211,6 +332,12 @@ fn main() -> Result<(), BoxError> {
         .map(|f| f.concurrency)
         .max()
         .unwrap_or(0);
+    let function = stack_options
+        .manifest
+        .routes
+        .first()
+        .map(|r| r.function.clone())
+        .ok_or("bench.toml has no route")?;
     eprintln!(
         "building the probe function ({} build)...",
         if options.release_functions {
@@ -233,10 +360,73 @@ fn main() -> Result<(), BoxError> {
         addr: plain_addr,
         path: "/ping?probe=ok".to_owned(),
     };
+    let invoker = Invoker {
+        host: stack.lambda().clone(),
+        function,
+        runtime: servers.handle().clone(),
+        // Filled in from the gateway's own event once the stack answers.
+        payload: Bytes::new(),
+    };
 
-    let result = client.block_on(measure(&options, concurrency, &gateway, &plain));
+    let result = client.block_on(measure(&options, concurrency, &gateway, &plain, invoker));
     servers.block_on(stack.shutdown());
     result
+}
+
+/// The in-process load: `LambdaHost::invoke` as the gateway calls it.
+struct Invoker {
+    host: Arc<LambdaHost>,
+    function: String,
+    runtime: tokio::runtime::Handle,
+    payload: Bytes,
+}
+
+/// What one row of the table loads.
+#[derive(Clone, Copy)]
+enum Row<'a> {
+    Http(&'a Target),
+    Invoke(&'a Invoker),
+}
+
+impl Row<'_> {
+    fn name(&self) -> &'static str {
+        match self {
+            Row::Http(target) => target.name,
+            Row::Invoke(_) => "lambda host only",
+        }
+    }
+
+    async fn load(&self, connections: usize, duration: Duration) -> Result<Run, BoxError> {
+        let start = Cpu::now();
+        let mut run = match self {
+            Row::Http(target) => load(target, connections, duration).await?,
+            Row::Invoke(invoker) => invoke_load(invoker, connections, duration).await?,
+        };
+        run.cpu = Cpu::now().since(start);
+        Ok(run)
+    }
+}
+
+/// The event the gateway builds for `GET /ping?probe=ok`, as the probe's
+/// echo mode reports it (asked with `probe=echo`, then set back to `ok`).
+async fn gateway_event(gateway: &Target) -> Result<Bytes, BoxError> {
+    let echo = Target {
+        path: gateway.path.replace("probe=ok", "probe=echo"),
+        ..gateway.clone()
+    };
+    let mut sender = connect(echo.addr).await?;
+    let (status, body) = get(&mut sender, &echo).await?;
+    if status != 200 {
+        return Err(format!("echo answered {status}").into());
+    }
+    let report: serde_json::Value = serde_json::from_slice(&body)?;
+    let mut event = report["event"].clone();
+    event["queryStringParameters"]["probe"] = "ok".into();
+    event["multiValueQueryStringParameters"]["probe"] = serde_json::json!(["ok"]);
+    if event["httpMethod"] != "GET" {
+        return Err(format!("unexpected echo: {body:?}").into());
+    }
+    Ok(Bytes::from(serde_json::to_vec(&event)?))
 }
 
 async fn measure(
@@ -244,6 +434,7 @@ async fn measure(
     concurrency: usize,
     gateway: &Target,
     plain: &Target,
+    mut invoker: Invoker,
 ) -> Result<(), BoxError> {
     // A first request shows a misconfigured stack plainly.
     for target in [plain, gateway] {
@@ -258,48 +449,81 @@ async fn measure(
             .into());
         }
     }
+    invoker.payload = gateway_event(gateway).await?;
+    let rows = [Row::Http(plain), Row::Http(gateway), Row::Invoke(&invoker)];
 
     let most = options.connections.iter().copied().max().unwrap_or(1);
     let warmup = Duration::from_secs_f64(options.warmup);
-    let run_time = Duration::from_secs_f64(options.secs);
+    let round_time = Duration::from_secs_f64(options.secs / f64::from(options.rounds));
     println!();
     println!(
-        "gateway benchmark: GET /ping, {:?} keep-alive connections, {} s per run after {} s of warm-up",
-        options.connections, options.secs, options.warmup
+        "gateway benchmark: GET /ping, {:?} keep-alive connections, {} s per server in {} alternating rounds, after {} s of warm-up",
+        options.connections, options.secs, options.rounds, options.warmup
     );
     println!(
-        "function: {} build, {concurrency} instances at most; devserver logs: {}; server runtime threads: {}; cores: {}",
+        "builds: devserver and plain axum optimised (bench profile); function: {}",
         if options.release_functions {
-            "release"
+            "release build (`woocom-dev up --release`)"
         } else {
-            "debug"
+            "debug build (what `woocom-dev up` runs; --release-functions for a release build)"
         },
+    );
+    println!(
+        "function instances: {concurrency} at most; devserver logs: {}; server runtime threads: {}; cores: {}",
         std::env::var("WOOCOM_LOG").unwrap_or_else(|_| "off".to_owned()),
         options
             .server_threads
             .map_or_else(|| "default".to_owned(), |n| n.to_string()),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
     );
+    println!(
+        "load average before: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
     println!();
     println!(
-        "{:>5}  {:<20} {:>9} {:>10} {:>9} {:>9}",
-        "conns", "server", "requests", "req/s", "p50 ms", "p99 ms"
+        "{:>5}  {:<20} {:>9} {:>9} {:>8} {:>8}   {:>27}",
+        "conns",
+        "server",
+        "requests",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "CPU us/req: client servers functions"
     );
     let mut failed = false;
     for &connections in &options.connections {
-        let mut runs = Vec::new();
-        for target in [plain, gateway] {
-            if !warmup.is_zero() {
-                load(target, most.max(connections), warmup).await?;
+        if !warmup.is_zero() {
+            for row in &rows {
+                row.load(most.max(connections), warmup).await?;
             }
-            let run = load(target, connections, run_time).await?;
+        }
+        let mut runs: Vec<Run> = rows.iter().map(|_| Run::default()).collect();
+        for round in 0..options.rounds {
+            // A B C, C B A, ...: each row is measured early and late alike.
+            let mut order: Vec<usize> = (0..rows.len()).collect();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for i in order {
+                let run = rows[i].load(connections, round_time).await?;
+                runs[i].add(run);
+            }
+        }
+        for (row, run) in rows.iter().zip(&mut runs) {
+            run.finish();
             println!(
-                "{connections:>5}  {:<20} {:>9} {:>10.0} {:>9.3} {:>9.3}",
-                target.name,
+                "{connections:>5}  {:<20} {:>9} {:>9.0} {:>8.3} {:>8.3}   {:>11.1} {:>7.1} {:>9.1}",
+                row.name(),
                 run.requests,
                 run.per_second(),
                 run.percentile_ms(0.50),
                 run.percentile_ms(0.99),
+                run.cpu_per_request(run.cpu.client),
+                run.cpu_per_request(run.cpu.servers),
+                run.cpu_per_request(run.cpu.functions),
             );
             if run.errors > 0 {
                 failed = true;
@@ -309,7 +533,6 @@ async fn measure(
                     run.first_error.as_deref().unwrap_or("?")
                 );
             }
-            runs.push(run);
         }
         let (plain_run, gateway_run) = (&runs[0], &runs[1]);
         let added = gateway_run.percentile_ms(0.50) - plain_run.percentile_ms(0.50);
@@ -330,6 +553,12 @@ async fn measure(
             1.0 / ratio
         );
     }
+    println!(
+        "load average after: {}",
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
     println!();
     if failed {
         return Err("some requests failed (see above)".into());
@@ -419,13 +648,7 @@ async fn load(target: &Target, connections: usize, duration: Duration) -> Result
             })
         })
         .collect();
-    let mut run = Run {
-        requests: 0,
-        errors: 0,
-        first_error: None,
-        elapsed: Duration::ZERO,
-        latencies: Vec::new(),
-    };
+    let mut run = Run::default();
     for task in tasks {
         let (latencies, errors, first_error) = task.await?;
         run.requests += latencies.len();
@@ -436,7 +659,65 @@ async fn load(target: &Target, connections: usize, duration: Duration) -> Result
         }
     }
     run.elapsed = started.elapsed();
-    run.latencies.sort_unstable();
+    Ok(run)
+}
+
+/// The closed loop of [`load`], with `LambdaHost::invoke` in place of an
+/// HTTP connection; the tasks run on the servers' runtime.
+async fn invoke_load(
+    invoker: &Invoker,
+    connections: usize,
+    duration: Duration,
+) -> Result<Run, BoxError> {
+    let started = Instant::now();
+    let deadline = started + duration;
+    let tasks: Vec<_> = (0..connections)
+        .map(|_| {
+            let host = invoker.host.clone();
+            let function = invoker.function.clone();
+            let payload = invoker.payload.clone();
+            invoker.runtime.spawn(async move {
+                let mut latencies = Vec::new();
+                let mut errors = 0;
+                let mut first_error = None;
+                while Instant::now() < deadline && latencies.len() < MAX_REQUESTS_PER_CONNECTION {
+                    let sent = Instant::now();
+                    let request = InvokeRequest {
+                        payload: payload.clone(),
+                        trace_id: Some(woocom_dev::lambda::new_trace_id()),
+                        ..InvokeRequest::default()
+                    };
+                    let problem = match host.invoke(&function, request).await {
+                        Ok(r)
+                            if r.function_error.is_none()
+                                && r.payload.windows(OK_STATUS.len()).any(|w| w == OK_STATUS) =>
+                        {
+                            None
+                        }
+                        Ok(r) => Some(String::from_utf8_lossy(&r.payload).into_owned()),
+                        Err(e) => Some(e.to_string()),
+                    };
+                    latencies.push(sent.elapsed());
+                    if let Some(problem) = problem {
+                        errors += 1;
+                        first_error.get_or_insert(problem);
+                    }
+                }
+                (latencies, errors, first_error)
+            })
+        })
+        .collect();
+    let mut run = Run::default();
+    for task in tasks {
+        let (latencies, errors, first_error) = task.await?;
+        run.requests += latencies.len();
+        run.latencies.extend(latencies);
+        run.errors += errors;
+        if run.first_error.is_none() {
+            run.first_error = first_error;
+        }
+    }
+    run.elapsed = started.elapsed();
     Ok(run)
 }
 

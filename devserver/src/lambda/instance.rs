@@ -174,8 +174,12 @@ impl Instance {
         Ok(first)
     }
 
-    pub fn current_request_id(&self) -> Option<String> {
-        self.lock().current.as_ref().map(|f| f.request_id.clone())
+    /// Whether `request_id` is the invocation this instance is running.
+    pub fn is_current(&self, request_id: &str) -> bool {
+        self.lock()
+            .current
+            .as_ref()
+            .is_some_and(|f| f.request_id == request_id)
     }
 
     /// Ends the current invocation if its id is `request_id`.

@@ -315,11 +315,30 @@ pub fn new_trace_id() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs();
-    let a = uuid::Uuid::new_v4().simple().to_string();
-    let b = uuid::Uuid::new_v4().simple().to_string();
-    format!(
-        "Root=1-{now:08x}-{};Parent={};Sampled=0",
-        &a[..24],
-        &b[..16]
-    )
+    // The first 96 and 64 bits of two v4 UUIDs, as their hex spelled them.
+    let root = uuid::Uuid::new_v4().as_u128() >> 32;
+    let parent = uuid::Uuid::new_v4().as_u128() >> 64;
+    format!("Root=1-{now:08x}-{root:024x};Parent={parent:016x};Sampled=0")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn trace_id_has_x_rays_shape() {
+        let id = super::new_trace_id();
+        let rest = id.strip_prefix("Root=1-").expect("root");
+        let (root, rest) = rest.split_once(';').expect("parent");
+        let (epoch, random) = root.split_once('-').expect("two parts");
+        let parent = rest.strip_prefix("Parent=").expect("parent");
+        let (parent, sampled) = parent.split_once(';').expect("sampled");
+        let hex = |s: &str| {
+            s.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        };
+        assert!(epoch.len() == 8 && hex(epoch), "{id}");
+        assert!(random.len() == 24 && hex(random), "{id}");
+        assert!(parent.len() == 16 && hex(parent), "{id}");
+        assert_eq!(sampled, "Sampled=0");
+        assert_ne!(super::new_trace_id(), id);
+    }
 }

@@ -13,6 +13,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
+use axum::http::HeaderValue;
 use bytes::Bytes;
 use tokio::sync::{Notify, oneshot};
 
@@ -52,6 +53,9 @@ struct PoolState {
 
 pub(crate) struct FunctionPool {
     pub settings: HostSettings,
+    /// The function's ARN as `/next` sends it; a function keeps its name
+    /// for the life of its pool.
+    pub arn_header: HeaderValue,
     state: Mutex<PoolState>,
     all_stopped: Notify,
     me: Weak<FunctionPool>,
@@ -59,8 +63,12 @@ pub(crate) struct FunctionPool {
 
 impl FunctionPool {
     pub fn new(spec: FunctionSpec, settings: HostSettings) -> Arc<FunctionPool> {
+        let arn = super::function_arn(&settings, &spec.config.name);
+        let arn_header = HeaderValue::from_str(&arn)
+            .unwrap_or_else(|_| HeaderValue::from_static("arn:aws:lambda:invalid"));
         Arc::new_cyclic(|me| FunctionPool {
             settings,
+            arn_header,
             state: Mutex::new(PoolState {
                 spec: Arc::new(spec),
                 generation: 0,

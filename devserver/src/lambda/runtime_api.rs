@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -89,23 +90,29 @@ async fn next(State(instance): State<Arc<Instance>>) -> Response {
         instance.stop();
         return std::future::pending().await;
     };
-    let arn = super::function_arn(&pool.settings, &pool.spec().config.name);
     let mut response = Response::new(axum::body::Body::from(dispatch.payload));
     let h = response.headers_mut();
-    h.insert("content-type", HeaderValue::from_static("application/json"));
-    let mut set = |name: &'static str, value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            h.insert(name, v);
-        }
-    };
-    set(headers::REQUEST_ID, &dispatch.request_id);
-    set(headers::DEADLINE_MS, &dispatch.deadline_ms.to_string());
-    set(headers::FUNCTION_ARN, &arn);
-    set(headers::TRACE_ID, &dispatch.trace_id);
+    h.reserve(6);
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    set(h, headers::REQUEST_ID, &dispatch.request_id);
+    h.insert(
+        headers::DEADLINE_MS,
+        HeaderValue::from(dispatch.deadline_ms),
+    );
+    h.insert(headers::FUNCTION_ARN, pool.arn_header.clone());
+    set(h, headers::TRACE_ID, &dispatch.trace_id);
     if let Some(cc) = &dispatch.client_context {
-        set(headers::CLIENT_CONTEXT, cc);
+        set(h, headers::CLIENT_CONTEXT, cc);
     }
     response
+}
+
+/// Sets a header whose value came from a caller; one that is not a valid
+/// header value is left out.
+fn set(h: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        h.insert(name, v);
+    }
 }
 
 async fn response(
@@ -113,7 +120,7 @@ async fn response(
     Path(request_id): Path<String>,
     body: Bytes,
 ) -> Response {
-    if instance.current_request_id().as_deref() != Some(request_id.as_str()) {
+    if !instance.is_current(&request_id) {
         return invalid_request_id();
     }
     if body.len() > MAX_RUNTIME_RESPONSE {
@@ -144,7 +151,7 @@ async fn invocation_error(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if instance.current_request_id().as_deref() != Some(request_id.as_str()) {
+    if !instance.is_current(&request_id) {
         return invalid_request_id();
     }
     let payload = function_error_payload(&headers, body);

@@ -277,11 +277,7 @@ async fn handle(
         stage_variables: &deployment.settings.stage_variables,
         binary_media_types: &deployment.settings.binary_media_types,
     };
-    let event = event::build(&facts, &api_facts);
-    let payload = match serde_json::to_vec(&event) {
-        Ok(p) => bytes::Bytes::from(p),
-        Err(_) => return gateway_response(&INTERNAL_SERVER_ERROR, &ids, cors),
-    };
+    let payload = bytes::Bytes::from(event::build(&facts, &api_facts));
 
     let invoke = api.host.invoke(
         &route.function,
