@@ -9,6 +9,14 @@
 //! Targets: our layer costs under 100 µs per request at p50 (SDK p50 minus
 //! library p50, which also counts the SDK client's own work); 16 clients
 //! reach above 10,000 GetItem/s.
+//!
+//! To tell the client's share from ours, the same SDK client is also run
+//! (1 client) against a stub server that answers each operation with the
+//! bytes the devserver answered it with: the client's floor. SDK p50 minus
+//! that floor is what the devserver spends on a request, engine included.
+//! And `DynamoDb::call` is timed on its own (1 client, the request's bytes
+//! in, the response's out: guard, decode, engine, encode, no HTTP), so the
+//! handler's cost over the library shows without the client's noise.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -201,6 +209,103 @@ fn run_library(db: &dynoxide::Database, op: Op, clients: usize) -> Stats {
     stats(all, start.elapsed())
 }
 
+/// The operation's name in `X-Amz-Target`.
+fn target(op: Op) -> &'static str {
+    match op {
+        Op::PutItem => "PutItem",
+        Op::GetItem => "GetItem",
+        Op::Query100 => "Query",
+        Op::ConditionalUpdate => "UpdateItem",
+    }
+}
+
+/// `DynamoDb::call` alone, from one task: the handler without HTTP.
+async fn run_handler(dynamodb: &Arc<woocom_dev::dynamodb::DynamoDb>, op: Op) -> Stats {
+    let start = Instant::now();
+    let deadline = start + CASE_TIME;
+    let mut latencies = Vec::new();
+    let mut i = 0;
+    while Instant::now() < deadline {
+        let body = bytes::Bytes::from(library_request(op, 0, i).to_string());
+        let t = Instant::now();
+        dynamodb.call(target(op), body).await.expect("handler call");
+        latencies.push(t.elapsed());
+        i += 1;
+    }
+    stats(latencies, start.elapsed())
+}
+
+/// The devserver's answer to the library request of each operation, as
+/// bytes on the wire.
+async fn recorded_answers(endpoint: &str) -> Vec<(String, bytes::Bytes)> {
+    let http = reqwest::Client::new();
+    let mut answers = Vec::new();
+    for op in [
+        Op::PutItem,
+        Op::GetItem,
+        Op::Query100,
+        Op::ConditionalUpdate,
+    ] {
+        let target = target(op);
+        let body = http
+            .post(endpoint)
+            .header("x-amz-target", format!("DynamoDB_20120810.{target}"))
+            .header("content-type", "application/x-amz-json-1.0")
+            .body(library_request(op, 0, 1).to_string())
+            .send()
+            .await
+            .expect("recording request")
+            .bytes()
+            .await
+            .expect("recorded answer");
+        answers.push((format!("DynamoDB_20120810.{target}"), body));
+    }
+    answers
+}
+
+/// A server that answers each operation with its recorded bytes (and the
+/// headers the SDK reads), doing no other work: the client's floor.
+async fn stub_server(answers: Vec<(String, bytes::Bytes)>) -> String {
+    use axum::http::{HeaderMap, HeaderValue};
+    let answers = Arc::new(answers);
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::post(move |headers: HeaderMap, _body: bytes::Bytes| {
+            let answers = answers.clone();
+            async move {
+                let target = headers
+                    .get("x-amz-target")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                let body = answers
+                    .iter()
+                    .find(|(t, _)| t == target)
+                    .map(|(_, b)| b.clone())
+                    .unwrap_or_default();
+                let mut crc = flate2::Crc::new();
+                crc.update(&body);
+                let mut response = axum::response::Response::new(axum::body::Body::from(body));
+                let h = response.headers_mut();
+                h.insert(
+                    "content-type",
+                    HeaderValue::from_static("application/x-amz-json-1.0"),
+                );
+                h.insert("x-amz-crc32", HeaderValue::from(crc.sum()));
+                h.insert("x-amzn-requestid", HeaderValue::from_static("STUB"));
+                response
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("stub listener");
+    let url = format!("http://{}", listener.local_addr().expect("stub address"));
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.expect("stub server");
+    });
+    url
+}
+
 fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
@@ -251,6 +356,11 @@ fn main() {
                 .await
                 .expect("seed");
         }
+        let stub_client = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&config)
+                .endpoint_url(stub_server(recorded_answers(&stack.urls().aws).await).await)
+                .build(),
+        );
         let db = stack.dynamodb().database();
         let db = Arc::new(db);
 
@@ -259,8 +369,9 @@ fn main() {
             CASE_TIME.as_secs_f64()
         );
         println!(
-            "{:26} {:>3}  {:>10} {:>9} {:>9}   {:>10} {:>9} {:>9}   {:>9} {:>6}",
-            "operation", "c", "SDK ops/s", "p50 µs", "p99 µs", "lib ops/s", "p50 µs", "p99 µs", "layer µs", "ratio"
+            "{:26} {:>3}  {:>10} {:>9} {:>9}   {:>10} {:>9} {:>9}   {:>9} {:>6}   {:>9} {:>9}   {:>9} {:>9}",
+            "operation", "c", "SDK ops/s", "p50 µs", "p99 µs", "lib ops/s", "p50 µs", "p99 µs", "layer µs", "ratio",
+            "floor µs", "server µs", "call µs", "over lib"
         );
         let mut get16 = 0.0;
         let mut worst_layer: f64 = 0.0;
@@ -274,6 +385,20 @@ fn main() {
                 };
                 let sdk = run_sdk(&client, op, clients).await;
                 let layer = us(sdk.p50) - us(lib.p50);
+                // The client's floor, and what the devserver spent beyond it.
+                let (floor, server, call, over) = if clients == 1 {
+                    let floor = run_sdk(&stub_client, op, 1).await;
+                    let call = run_handler(stack.dynamodb(), op).await;
+                    (
+                        format!("{:.1}", us(floor.p50)),
+                        format!("{:.1}", us(sdk.p50) - us(floor.p50)),
+                        format!("{:.1}", us(call.p50)),
+                        format!("{:.1}", us(call.p50) - us(lib.p50)),
+                    )
+                } else {
+                    let dash = || "—".to_owned();
+                    (dash(), dash(), dash(), dash())
+                };
                 if clients == 1 {
                     worst_layer = worst_layer.max(layer);
                 }
@@ -281,7 +406,7 @@ fn main() {
                     get16 = sdk.ops_per_sec;
                 }
                 println!(
-                    "{:26} {:>3}  {:>10.0} {:>9.1} {:>9.1}   {:>10.0} {:>9.1} {:>9.1}   {:>9.1} {:>5.1}x",
+                    "{:26} {:>3}  {:>10.0} {:>9.1} {:>9.1}   {:>10.0} {:>9.1} {:>9.1}   {:>9.1} {:>5.1}x   {floor:>9} {server:>9}   {call:>9} {over:>9}",
                     op.name(),
                     clients,
                     sdk.ops_per_sec,

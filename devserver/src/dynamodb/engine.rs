@@ -1,5 +1,5 @@
 //! The embedded engine: dynoxide's library API behind a small pool of
-//! worker threads.
+//! worker threads, with short calls made on the caller's thread.
 //!
 //! Why a pool of our own rather than `spawn_blocking`: engine calls recurse
 //! (expression parsers, value decoding), and a stack overflow aborts the
@@ -7,9 +7,22 @@
 //! large stacks are the margin behind it. Every call runs under
 //! `catch_unwind`, so an engine panic becomes a 500 `InternalServerError`
 //! and the worker lives on.
+//!
+//! A hand-off to a worker and back costs two thread wake-ups, more than a
+//! GetItem costs the engine. So [`Engine::run_short`] makes a call on the
+//! caller's own (async runtime) thread when the call is short and shallow
+//! and the engine is idle: one item or one Query page ([`is_short`]), no
+//! expression nested more than [`INLINE_MAX_EXPRESSION_NESTING`] deep
+//! (tested to fit a quarter of a runtime thread's stack in a debug build),
+//! no call on the workers in progress, and no other call on a runtime
+//! thread. The engine serialises calls on one lock, so a second concurrent
+//! call would only wait for it, and a runtime thread that waits on a lock
+//! serves nothing else meanwhile: under concurrency, calls go to the
+//! workers as before, and at most one runtime thread is ever in the engine.
 
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -21,6 +34,24 @@ use super::wire::ApiError;
 /// Stack of each engine worker. Only touched pages are committed, so this
 /// costs address space, not memory.
 const WORKER_STACK_BYTES: usize = 64 * 1024 * 1024;
+
+/// The deepest parenthesis nesting of a request's expressions that is run
+/// off the workers' large stacks (DynamoDB allows up to 300 operators; real
+/// expressions nest a few levels).
+pub(crate) const INLINE_MAX_EXPRESSION_NESTING: usize = 16;
+
+/// Bodies above this go to the workers: decoding a large item takes long
+/// enough to hold up the other tasks of a runtime thread.
+pub(crate) const INLINE_MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Operations whose calls are short enough to make on a runtime thread:
+/// one item, or one page of a Query (the engine stops a page at 1 MB).
+pub(crate) fn is_short(operation: &str) -> bool {
+    matches!(
+        operation,
+        "GetItem" | "PutItem" | "UpdateItem" | "DeleteItem" | "Query"
+    )
+}
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
@@ -34,6 +65,12 @@ pub(crate) struct Engine {
     path: Option<PathBuf>,
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     workers: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// Calls sent to the workers and not finished. While any is, a short
+    /// call goes to the workers too rather than block a runtime thread
+    /// behind it on the engine's lock.
+    pooled: AtomicUsize,
+    /// Set while a runtime thread is making a call (see `run_short`).
+    inline: AtomicBool,
 }
 
 impl Engine {
@@ -70,6 +107,8 @@ impl Engine {
             path,
             jobs: Mutex::new(Some(tx)),
             workers: Mutex::new(handles),
+            pooled: AtomicUsize::new(0),
+            inline: AtomicBool::new(false),
         }))
     }
 
@@ -91,23 +130,63 @@ impl Engine {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let engine = self.clone();
         let job: Job = Box::new(move || {
-            let db = engine.database();
-            let result = std::panic::catch_unwind(AssertUnwindSafe(|| f(&db)));
-            if result.is_err() {
-                engine.recover();
-            }
+            let result = engine.call(f);
+            engine.pooled.fetch_sub(1, Ordering::AcqRel);
             let _ = tx.send(result);
         });
+        self.pooled.fetch_add(1, Ordering::AcqRel);
         let sent = match self.jobs.lock() {
             Ok(jobs) => jobs.as_ref().map(|s| s.send(job).is_ok()),
             Err(_) => None,
         };
         if sent != Some(true) {
+            self.pooled.fetch_sub(1, Ordering::AcqRel);
             return Err(ApiError::internal("The DynamoDB engine is shut down"));
         }
-        match rx.await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(panic)) => {
+        rx.await
+            .unwrap_or_else(|_| Err(ApiError::internal("Internal server error")))
+    }
+
+    /// Runs a short call (see the module notes) on this thread when the
+    /// engine is idle, on a worker otherwise: `expression_nesting` and
+    /// `body_len` are the guard's account of the request.
+    pub(crate) async fn run_short<T, F>(
+        self: &Arc<Self>,
+        expression_nesting: usize,
+        body_len: usize,
+        f: F,
+    ) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database) -> T + Send + 'static,
+    {
+        let shallow = expression_nesting <= INLINE_MAX_EXPRESSION_NESTING
+            && body_len <= INLINE_MAX_BODY_BYTES;
+        if !shallow
+            || self.pooled.load(Ordering::Acquire) > 0
+            || self
+                .inline
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+        {
+            return self.run(f).await;
+        }
+        let result = self.call(f);
+        self.inline.store(false, Ordering::Release);
+        result
+    }
+
+    /// Makes one call on this thread, a panic turned into a 500.
+    fn call<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        F: FnOnce(&Database) -> T,
+    {
+        let db = self.database();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| f(&db))) {
+            Ok(value) => Ok(value),
+            Err(panic) => {
+                drop(db);
+                self.recover();
                 let what = panic
                     .downcast_ref::<&str>()
                     .map(|s| (*s).to_owned())
@@ -116,7 +195,6 @@ impl Engine {
                 tracing::error!(panic = %what, "the DynamoDB engine panicked; request answered with 500");
                 Err(ApiError::internal("Internal server error"))
             }
-            Err(_) => Err(ApiError::internal("Internal server error")),
         }
     }
 
@@ -216,17 +294,48 @@ pub(crate) fn is_streams_operation(operation: &str) -> bool {
     )
 }
 
+/// A request as [`dispatch`] decodes it.
+#[derive(Clone, Copy)]
+pub(crate) enum Request<'a> {
+    /// Parsed by the guard: a refusal to decode is answered.
+    Parsed(&'a Value),
+    /// The body as sent, which the guard's walk let through: decoded
+    /// straight into the operation's type, the one parse it gets. A refusal
+    /// to decode is [`Dispatched::Undecoded`] (and nothing has run), so that
+    /// the caller can answer it from the parsed tree, whose error messages
+    /// (positions, member order) are the ones clients see.
+    Raw(&'a [u8]),
+}
+
+/// What [`dispatch`] did.
+#[derive(Debug)]
+pub(crate) enum Dispatched {
+    Answered(Result<String, ApiError>),
+    /// A [`Request::Raw`] did not decode; the engine was not called.
+    Undecoded,
+}
+
+impl Dispatched {
+    /// The answer to a [`Request::Parsed`], which always has one.
+    pub(crate) fn answer(self) -> Result<String, ApiError> {
+        match self {
+            Dispatched::Answered(answer) => answer,
+            Dispatched::Undecoded => Err(ApiError::internal("the request did not decode")),
+        }
+    }
+}
+
 /// Decodes the request for `operation`, runs it, encodes the response.
-pub(crate) fn dispatch(
-    db: &Database,
-    operation: &str,
-    request: &Value,
-) -> Result<String, ApiError> {
+pub(crate) fn dispatch(db: &Database, operation: &str, request: Request<'_>) -> Dispatched {
     fn decode<T: serde::de::DeserializeOwned>(
         operation: &str,
-        request: &Value,
-    ) -> Result<T, ApiError> {
-        T::deserialize(request).map_err(|e| decode_error(operation, &e))
+        request: Request<'_>,
+    ) -> Result<T, Dispatched> {
+        match request {
+            Request::Parsed(value) => T::deserialize(value)
+                .map_err(|e| Dispatched::Answered(Err(decode_error(operation, &e)))),
+            Request::Raw(body) => serde_json::from_slice(body).map_err(|_| Dispatched::Undecoded),
+        }
     }
     fn encode<T: serde::Serialize>(response: &T) -> Result<String, ApiError> {
         serde_json::to_string(response)
@@ -234,10 +343,12 @@ pub(crate) fn dispatch(
     }
     macro_rules! call {
         ($method:ident) => {{
-            let request = decode(operation, request)?;
-            match db.$method(request) {
-                Ok(response) => encode(&response),
-                Err(e) => Err(engine_error(operation, e)),
+            match decode(operation, request) {
+                Ok(request) => Dispatched::Answered(match db.$method(request) {
+                    Ok(response) => encode(&response),
+                    Err(e) => Err(engine_error(operation, e)),
+                }),
+                Err(undecoded) => undecoded,
             }
         }};
     }
@@ -269,7 +380,7 @@ pub(crate) fn dispatch(
         "DescribeStream" => call!(describe_stream),
         "GetShardIterator" => call!(get_shard_iterator),
         "GetRecords" => call!(get_records),
-        _ => Err(ApiError::unknown_operation()),
+        _ => Dispatched::Answered(Err(ApiError::unknown_operation())),
     }
 }
 
@@ -347,6 +458,115 @@ fn strip_position(text: &str) -> &str {
 mod tests {
     use super::*;
 
+    /// The deepest requests [`Engine::run_short`] makes on a runtime thread
+    /// (documents at DynamoDB's nesting limit, expressions at
+    /// [`INLINE_MAX_EXPRESSION_NESTING`]) fit in a quarter of the 2 MiB
+    /// stack tokio gives its threads, in this (unoptimised) build. An
+    /// overflow would abort the test binary.
+    #[test]
+    fn short_calls_fit_in_a_quarter_of_a_runtime_threads_stack() {
+        let db = Database::memory().expect("db");
+        let create = serde_json::json!({
+            "TableName": "deep",
+            "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+            "BillingMode": "PAY_PER_REQUEST",
+            "StreamSpecification": {"StreamEnabled": true, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+        });
+        dispatch(&db, "CreateTable", Request::Parsed(&create))
+            .answer()
+            .expect("table");
+        let n = INLINE_MAX_EXPRESSION_NESTING;
+        // `c AND (c OR c AND (c OR ...))`: parentheses that matter (the
+        // engine refuses redundant ones).
+        let parens = |c: &str| (0..n).fold(c.to_owned(), |e, _| format!("{c} AND ({c} OR {e})"));
+        let mut map = r#"{"S":"leaf"}"#.to_owned();
+        let mut list = r#"{"S":"leaf"}"#.to_owned();
+        let mut path = "doc".to_owned();
+        for _ in 0..31 {
+            map = format!(r#"{{"M":{{"a":{map}}}}}"#);
+            list = format!(r#"{{"L":[{list}]}}"#);
+            path.push_str(".a");
+        }
+        let key = r#""pk":{"S":"p"},"sk":{"S":"s"}"#;
+        let condition = format!("{path} <> :x AND {}", parens("x <> :x"));
+        let update_condition = format!("attribute_exists({path}) AND {condition}");
+        // One level past the limit passes the guard, for the engine's own
+        // refusal.
+        let too_deep = format!(r#"{{"M":{{"a":{map}}}}}"#);
+        let requests = [
+            (
+                "PutItem",
+                format!(r#"{{"TableName":"deep","Item":{{{key},"doc":{too_deep}}}}}"#),
+            ),
+            (
+                "PutItem",
+                format!(r#"{{"TableName":"deep","Item":{{{key},"doc":{map},"lst":{list}}}}}"#),
+            ),
+            (
+                "UpdateItem",
+                format!(
+                    r#"{{"TableName":"deep","Key":{{{key}}},"UpdateExpression":"SET {path} = :v, lst = list_append(lst, :l)",
+                    "ConditionExpression":"{}","ExpressionAttributeValues":{{":v":{{"S":"v"}},":l":{{"L":[{{"S":"x"}}]}},":x":{{"S":"x"}}}},
+                    "ReturnValues":"ALL_NEW"}}"#,
+                    update_condition
+                ),
+            ),
+            (
+                "GetItem",
+                format!(
+                    r#"{{"TableName":"deep","Key":{{{key}}},"ProjectionExpression":"{path}, lst[0][0][0]"}}"#
+                ),
+            ),
+            (
+                "Query",
+                format!(
+                    r#"{{"TableName":"deep","KeyConditionExpression":"pk = :p","FilterExpression":"{}",
+                    "ExpressionAttributeValues":{{":p":{{"S":"p"}},":x":{{"S":"x"}}}}}}"#,
+                    condition
+                ),
+            ),
+            (
+                "DeleteItem",
+                format!(
+                    r#"{{"TableName":"deep","Key":{{{key}}},"ConditionExpression":"{}","ReturnValues":"ALL_OLD",
+                    "ExpressionAttributeValues":{{":x":{{"S":"x"}}}}}}"#,
+                    condition
+                ),
+            ),
+        ];
+        let deepest = requests
+            .iter()
+            .map(|(operation, body)| {
+                crate::dynamodb::guard::check_request(body.as_bytes())
+                    .unwrap_or_else(|| panic!("{operation} passes the guard"))
+                    .expression_nesting
+            })
+            .max();
+        assert_eq!(deepest, Some(n), "the expressions reach the bound");
+        std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .stack_size(512 * 1024)
+                .spawn_scoped(scope, || {
+                    for (i, (operation, body)) in requests.iter().enumerate() {
+                        let answer = dispatch(&db, operation, Request::Raw(body.as_bytes()));
+                        match answer {
+                            Dispatched::Answered(Err(e)) if i == 0 => {
+                                assert_eq!(e.code(), "ValidationException", "{e}");
+                            }
+                            answer => assert!(
+                                matches!(answer, Dispatched::Answered(Ok(_))),
+                                "{operation}: {answer:?}"
+                            ),
+                        }
+                    }
+                })
+                .expect("thread")
+                .join()
+                .expect("no panic");
+        });
+    }
+
     #[tokio::test]
     async fn an_engine_panic_is_a_500_and_the_worker_lives_on() {
         let engine = Engine::new(Database::memory().expect("db"), None, 1).expect("engine");
@@ -358,7 +578,7 @@ mod tests {
         assert_eq!(err.code(), "InternalServerError");
         // The only worker survived its panic.
         let tables = engine
-            .run(|db| dispatch(db, "ListTables", &serde_json::json!({})))
+            .run(|db| dispatch(db, "ListTables", Request::Parsed(&serde_json::json!({}))).answer())
             .await
             .expect("worker alive");
         assert!(tables.is_ok());

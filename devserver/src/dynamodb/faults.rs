@@ -88,6 +88,11 @@ impl Faults {
         }
     }
 
+    /// Whether no rule is in force (then no request needs looking at).
+    pub fn is_empty(&self) -> bool {
+        self.rules.read().map_or(true, |r| r.is_empty())
+    }
+
     pub fn list(&self) -> BTreeMap<String, FaultRule> {
         self.rules.read().map(|r| r.clone()).unwrap_or_default()
     }

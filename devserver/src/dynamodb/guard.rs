@@ -59,6 +59,198 @@ pub fn parse_request(body: &[u8]) -> Result<Value, ApiError> {
     Ok(value)
 }
 
+/// What [`check_request`] learned about a body it let through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    /// The deepest parenthesis nesting of any expression in the request.
+    pub expression_nesting: usize,
+}
+
+/// The checks of [`parse_request`] without building a tree: `Some` when the
+/// body is a JSON object within every limit, `None` when it breaks any of
+/// them or is not JSON at all. A `None` is then run through
+/// [`parse_request`], which words the refusal, so every error keeps one
+/// source and the fast path changes no answer.
+///
+/// The walk recurses once per JSON level, and only after [`json_depth`] has
+/// bounded the levels to [`MAX_JSON_DEPTH`].
+pub fn check_request(body: &[u8]) -> Option<Shape> {
+    use serde::de::DeserializeSeed;
+
+    if body.len() > MAX_REQUEST_BYTES
+        || body.iter().all(u8::is_ascii_whitespace)
+        || json_depth(body) > MAX_JSON_DEPTH
+    {
+        return None;
+    }
+    let mut walk = Walk::default();
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let root = Node {
+        walk: &mut walk,
+        key: Key::Other,
+    }
+    .deserialize(&mut de)
+    .ok()?;
+    de.end().ok()?;
+    (root.object && root.nesting <= MAX_DOCUMENT_NESTING + 1 && !walk.refused).then_some(Shape {
+        expression_nesting: walk.expression_nesting,
+    })
+}
+
+/// State of one [`check_request`] walk.
+#[derive(Default)]
+struct Walk {
+    refused: bool,
+    expression_nesting: usize,
+}
+
+/// The member name a value sits under, as far as the checks care.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Key {
+    Expression { statement: bool },
+    M,
+    L,
+    Other,
+}
+
+impl Key {
+    fn of(name: &str) -> Key {
+        match name {
+            "M" => Key::M,
+            "L" => Key::L,
+            "Statement" => Key::Expression { statement: true },
+            _ if is_expression_field(name) => Key::Expression { statement: false },
+            _ => Key::Other,
+        }
+    }
+}
+
+/// A value as the walk saw it: whether it is an object or an array, and the
+/// most document levels any path below it (itself included) opens.
+#[derive(Default)]
+struct Seen {
+    object: bool,
+    array: bool,
+    nesting: usize,
+}
+
+/// Reads one value (under `key`) for [`check_request`].
+struct Node<'w> {
+    walk: &'w mut Walk,
+    key: Key,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Node<'_> {
+    type Value = Seen;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Seen, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// Reads a member name into its [`Key`].
+struct KeySeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeySeed {
+    type Value = Key;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Key, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl serde::de::Visitor<'_> for KeySeed {
+    type Value = Key;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Key, E> {
+        Ok(Key::of(v))
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Node<'_> {
+    type Value = Seen;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Seen, E> {
+        Ok(Seen::default())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Seen, E> {
+        Ok(Seen::default())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Seen, E> {
+        Ok(Seen::default())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Seen, E> {
+        Ok(Seen::default())
+    }
+
+    fn visit_unit<E>(self) -> Result<Seen, E> {
+        Ok(Seen::default())
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Seen, E> {
+        if let Key::Expression { statement } = self.key {
+            match expression_nesting(statement, text) {
+                Some(depth) => {
+                    self.walk.expression_nesting = self.walk.expression_nesting.max(depth);
+                }
+                None => self.walk.refused = true,
+            }
+        }
+        Ok(Seen::default())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Seen, A::Error> {
+        let mut nesting = 0;
+        // Items of an array keep the member name it sits under, as in
+        // `check_values`.
+        while let Some(item) = seq.next_element_seed(Node {
+            walk: &mut *self.walk,
+            key: self.key,
+        })? {
+            nesting = nesting.max(item.nesting);
+        }
+        Ok(Seen {
+            array: true,
+            nesting,
+            ..Seen::default()
+        })
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Seen, A::Error> {
+        let mut nesting = 0usize;
+        // A `{"M": {..}}` or `{"L": [..]}` of one member is an attribute
+        // value that opens a document level. A name given twice is one
+        // member, holding its last value, as in the parsed tree.
+        let (mut first, mut one_member, mut last_opens) = (None, true, false);
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            let value = map.next_value_seed(Node {
+                walk: &mut *self.walk,
+                key,
+            })?;
+            one_member &= *first.get_or_insert(key) == key && matches!(key, Key::M | Key::L);
+            last_opens = (key == Key::M && value.object) || (key == Key::L && value.array);
+            nesting = nesting.max(value.nesting);
+        }
+        let opens = one_member && last_opens;
+        Ok(Seen {
+            object: true,
+            nesting: nesting + usize::from(opens),
+            ..Seen::default()
+        })
+    }
+}
+
 /// How deep `[` and `{` nest in a JSON text, strings skipped. Malformed text
 /// gets some number; the parser reports it afterwards.
 fn json_depth(body: &[u8]) -> usize {
@@ -151,6 +343,18 @@ fn check_expression(field: &str, text: &str) -> Result<(), ApiError> {
             text.len()
         )));
     }
+    let max = parenthesis_depth(text);
+    if max > MAX_EXPRESSION_NESTING {
+        return Err(ApiError::validation(format!(
+            "Invalid {field}: The expression has too many nested levels; \
+             nesting depth: {max}, limit: {MAX_EXPRESSION_NESTING}"
+        )));
+    }
+    Ok(())
+}
+
+/// How deep `(` and `[` nest in an expression.
+fn parenthesis_depth(text: &str) -> usize {
     let (mut depth, mut max) = (0usize, 0usize);
     for b in text.bytes() {
         match b {
@@ -162,13 +366,16 @@ fn check_expression(field: &str, text: &str) -> Result<(), ApiError> {
             _ => {}
         }
     }
-    if max > MAX_EXPRESSION_NESTING {
-        return Err(ApiError::validation(format!(
-            "Invalid {field}: The expression has too many nested levels; \
-             nesting depth: {max}, limit: {MAX_EXPRESSION_NESTING}"
-        )));
+    max
+}
+
+/// An expression's nesting when [`check_expression`] lets it through.
+fn expression_nesting(statement: bool, text: &str) -> Option<usize> {
+    if !statement && text.len() > MAX_EXPRESSION_BYTES {
+        return None;
     }
-    Ok(())
+    let depth = parenthesis_depth(text);
+    (depth <= MAX_EXPRESSION_NESTING).then_some(depth)
 }
 
 #[cfg(test)]
@@ -239,6 +446,82 @@ mod tests {
             assert_eq!(err.code(), "SerializationException", "{body}");
         }
         assert!(parse_request(b"{}").is_ok());
+    }
+
+    #[test]
+    fn the_walk_lets_through_exactly_what_parse_request_accepts() {
+        let mut bodies: Vec<String> = [
+            "",
+            " ",
+            "not json",
+            "{",
+            "[1,2]",
+            "\"x\"",
+            "{\"a\":1}}",
+            "{}",
+            "{} ",
+            r#"{"TableName":"t","Limit":1e400}"#,
+            r#"{"TableName":"t","Key":{"pk":{"S":"\ud800"}}}"#,
+            r#"{"TableName":"t","Key":{"pk":{"S":"a\u0062"}}}"#,
+            r#"{"M":{"a":{"S":"x"}}}"#,
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        for levels in [0, 1, 30, 31, 32, 33, 34, 40] {
+            bodies.push(nested_item(levels));
+            let mut v = r#"{"S":"leaf"}"#.to_owned();
+            for _ in 0..levels {
+                v = format!(r#"{{"L":[{v},{{"N":"1"}}]}}"#);
+            }
+            bodies.push(format!(r#"{{"TableName":"t","Item":{{"l":{v}}}}}"#));
+            // A second member makes a map an item, not an attribute value...
+            let mut v = r#"{"S":"leaf"}"#.to_owned();
+            for _ in 0..levels {
+                v = format!(r#"{{"M":{{"a":{v}}},"x":{{"S":"y"}}}}"#);
+            }
+            bodies.push(format!(r#"{{"Item":{{"doc":{v}}}}}"#));
+            // ...but a name given twice is one member, holding its last value.
+            let mut v = r#"{"S":"leaf"}"#.to_owned();
+            for _ in 0..levels {
+                v = format!(r#"{{"M":[1],"M":{{"a":{v}}}}}"#);
+            }
+            bodies.push(format!(r#"{{"Item":{{"doc":{v}}}}}"#));
+        }
+        for (field, text) in [
+            ("ConditionExpression", "a = b AND ".repeat(409)),
+            ("ConditionExpression", "a = b AND ".repeat(410)),
+            ("Statement", "a = b AND ".repeat(700)),
+            (
+                "FilterExpression",
+                format!("{}a{}", "(".repeat(300), ")".repeat(300)),
+            ),
+            (
+                "FilterExpression",
+                format!("{}a{}", "(".repeat(301), ")".repeat(301)),
+            ),
+        ] {
+            bodies.push(format!(r#"{{"TableName":"t","{field}":"{text}"}}"#));
+            bodies.push(format!(r#"{{"Statements":[{{"{field}":["{text}"]}}]}}"#));
+        }
+        for body in &bodies {
+            assert_eq!(
+                check_request(body.as_bytes()).is_some(),
+                parse_request(body.as_bytes()).is_ok(),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_walk_reports_how_deep_expressions_nest() {
+        let body = r#"{"TableName":"t","ConditionExpression":"(a = b) OR ((c[1] = d))",
+            "KeyConditionExpression":"pk = :pk"}"#;
+        assert_eq!(
+            check_request(body.as_bytes()),
+            Some(Shape {
+                expression_nesting: 3
+            })
+        );
     }
 
     #[test]

@@ -63,7 +63,7 @@ pub async fn serve(db: Arc<DynamoDb>, request: Request) -> Response {
         let operation = operation(&parts.headers)?;
         let body = decode_body(&parts.headers, raw)?;
         tracing::debug!(operation, bytes = body.len(), "dynamodb request");
-        db.call(operation, &body).await.map_err(|e| {
+        db.call(operation, body).await.map_err(|e| {
             if e.status.is_server_error() {
                 tracing::warn!(operation, error = %e, "dynamodb request failed");
             } else {

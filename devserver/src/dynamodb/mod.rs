@@ -7,7 +7,8 @@
 //!
 //! - [`guard`] refuses requests outside DynamoDB's limits before the engine
 //!   sees them (deep nesting would overflow the engine's stack);
-//! - [`engine`] runs calls on large-stack workers under `catch_unwind`;
+//! - [`engine`] runs calls on large-stack workers under `catch_unwind`, and
+//!   short, shallow ones on the caller's thread while the engine is idle;
 //! - [`streams_api`] closes gaps in the Streams API (see `ENGINE-GAPS.md`);
 //! - [`faults`] injects throttling for resilience tests;
 //! - [`http`] speaks AWS JSON 1.0 (gzip both ways, CRC32, request ids);
@@ -28,6 +29,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use serde_json::Value;
 use tokio::sync::watch;
 
@@ -181,11 +183,35 @@ impl DynamoDb {
     /// Serves one request: `operation` as named by `X-Amz-Target` (without
     /// the prefix), `body` as sent (already un-gzipped). Returns the JSON
     /// response body.
-    pub async fn call(self: &Arc<Self>, operation: &str, body: &[u8]) -> Result<String, ApiError> {
-        if !engine::OPERATIONS.contains(&operation) {
+    ///
+    /// A request for one item or one Query page, with no fault rules to
+    /// consult, is checked by the guard's walk and decoded once, from the
+    /// bytes; anything that walk or decode refuses (and every other request)
+    /// takes [`DynamoDb::call_value`]'s path, which words the refusals.
+    pub async fn call(self: &Arc<Self>, operation: &str, body: Bytes) -> Result<String, ApiError> {
+        let Some(operation) = engine::OPERATIONS.iter().copied().find(|o| *o == operation) else {
             return Err(ApiError::unknown_operation());
+        };
+        if engine::is_short(operation)
+            && self.faults.is_empty()
+            && let Some(shape) = guard::check_request(&body)
+        {
+            let len = body.len();
+            let raw = body.clone();
+            let dispatched = self
+                .engine
+                .run_short(shape.expression_nesting, len, move |db| {
+                    engine::dispatch(db, operation, engine::Request::Raw(&raw))
+                })
+                .await?;
+            if let engine::Dispatched::Answered(result) = dispatched {
+                if result.is_ok() && engine::is_write(operation) {
+                    self.notify_change();
+                }
+                return result;
+            }
         }
-        let request = guard::parse_request(body)?;
+        let request = guard::parse_request(&body)?;
         self.call_value(operation, request).await
     }
 
@@ -206,7 +232,9 @@ impl DynamoDb {
         streams_api::rewrite_request(operation, &mut request);
         let result = self
             .engine
-            .run(move |db| engine::dispatch(db, operation, &request))
+            .run(move |db| {
+                engine::dispatch(db, operation, engine::Request::Parsed(&request)).answer()
+            })
             .await
             .and_then(|r| r);
         if result.is_ok() && engine::is_write(operation) {
