@@ -213,6 +213,10 @@ impl Run {
         self.latencies.sort_unstable();
     }
 
+    fn cpu_per_request_total(&self) -> f64 {
+        self.cpu_per_request(self.cpu.client + self.cpu.servers + self.cpu.functions)
+    }
+
     /// CPU microseconds per request.
     fn cpu_per_request(&self, cpu: Duration) -> f64 {
         cpu.as_secs_f64() * 1e6 / self.requests.max(1) as f64
@@ -537,6 +541,14 @@ async fn measure(
         let (plain_run, gateway_run) = (&runs[0], &runs[1]);
         let added = gateway_run.percentile_ms(0.50) - plain_run.percentile_ms(0.50);
         let ratio = gateway_run.per_second() / plain_run.per_second();
+        let (plain_cpu, gateway_cpu) = (
+            plain_run.cpu_per_request_total(),
+            gateway_run.cpu_per_request_total(),
+        );
+        println!(
+            "       CPU per request, all parts: plain {plain_cpu:.1} us, gateway {gateway_cpu:.1} us (1/{:.1}: the throughput ratio when both are CPU-bound)",
+            gateway_cpu / plain_cpu
+        );
         let target_note = if connections == 1 {
             format!(
                 "target: added p50 < {TARGET_ADDED_P50_MS} ms: {}",
@@ -544,7 +556,12 @@ async fn measure(
             )
         } else {
             format!(
-                "target: ratio >= 1/6 at 32 connections: {}",
+                "target: ratio >= 1/6 at 32 connections ({} function): {}",
+                if options.release_functions {
+                    "release"
+                } else {
+                    "debug"
+                },
                 verdict(ratio >= TARGET_RATIO)
             )
         };
