@@ -22,6 +22,7 @@ pub mod faults;
 pub mod guard;
 pub mod http;
 pub mod reconcile;
+mod stream_index;
 pub mod streams_api;
 pub mod wire;
 
@@ -105,6 +106,13 @@ pub enum DynamoDbError {
     Reconcile(Box<ReconcileError>),
 }
 
+/// Without these indexes the store works, only slower as streams grow.
+fn add_stream_indexes(path: &Path) {
+    if let Err(e) = stream_index::add(path) {
+        tracing::warn!(error = %e, "cannot index the stream records; stream reads and writes slow down as streams grow");
+    }
+}
+
 /// The DynamoDB service of one stack.
 pub struct DynamoDb {
     engine: Arc<Engine>,
@@ -121,13 +129,16 @@ impl DynamoDb {
     /// change signals.
     pub fn open(location: DataLocation) -> Result<Arc<DynamoDb>, DynamoDbError> {
         let (db, path) = match &location {
-            DataLocation::Memory => (
-                dynoxide::Database::memory().map_err(|source| DynamoDbError::Open {
+            DataLocation::Memory => {
+                // Named, so a second connection can add the stream indexes.
+                let uri = stream_index::memory_uri();
+                let db = dynoxide::Database::new(&uri).map_err(|source| DynamoDbError::Open {
                     path: PathBuf::from(":memory:"),
                     source: Box::new(source),
-                })?,
-                None,
-            ),
+                })?;
+                add_stream_indexes(Path::new(&uri));
+                (db, None)
+            }
             DataLocation::Dir(dir) => {
                 std::fs::create_dir_all(dir).map_err(|source| DynamoDbError::Io {
                     path: dir.clone(),
@@ -141,6 +152,7 @@ impl DynamoDb {
                         source: Box::new(source),
                     }
                 })?;
+                add_stream_indexes(&file);
                 (db, Some(file))
             }
         };
