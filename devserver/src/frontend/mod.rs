@@ -271,9 +271,9 @@ mod tests {
             dist.join("index.html"),
             "<!doctype html><title>shop</title>",
         )
-        .unwrap();
-        std::fs::create_dir_all(dist.join("assets")).unwrap();
-        std::fs::write(dist.join("assets/app.js"), "console.log(1)").unwrap();
+        .expect("test setup");
+        std::fs::create_dir_all(dist.join("assets")).expect("test setup");
+        std::fs::write(dist.join("assets/app.js"), "console.log(1)").expect("test setup");
         let config = SiteConfig {
             api_url: "http://127.0.0.1:1/local".into(),
             websocket_url: "ws://127.0.0.1:2/local".into(),
@@ -290,17 +290,22 @@ mod tests {
                     .method(method)
                     .uri(path)
                     .body(Body::empty())
-                    .unwrap(),
+                    .expect("test setup"),
             )
             .await
-            .unwrap();
+            .expect("test setup");
         let status = response.status();
         let kind = response
             .headers()
             .get(header::CONTENT_TYPE)
-            .map(|v| v.to_str().unwrap().to_owned())
+            .map(|v| v.to_str().expect("test setup").to_owned())
             .unwrap_or_default();
-        let body = response.into_body().collect().await.unwrap().to_bytes();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("test setup")
+            .to_bytes();
         (status, kind, String::from_utf8_lossy(&body).into_owned())
     }
 
@@ -333,13 +338,18 @@ mod tests {
                 Request::builder()
                     .uri("/config.json")
                     .body(Body::empty())
-                    .unwrap(),
+                    .expect("test setup"),
             )
             .await
-            .unwrap();
+            .expect("test setup");
         assert_eq!(response.headers()[header::CACHE_CONTROL], "no-cache");
-        let body = response.into_body().collect().await.unwrap().to_bytes();
-        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("test setup")
+            .to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).expect("test setup");
         assert_eq!(
             json,
             serde_json::json!({"apiUrl": "http://127.0.0.1:1/local",
@@ -375,12 +385,12 @@ mod tests {
     #[test]
     fn sources_newer_than_the_stamp_make_the_build_stale() {
         let dir = tempdir::Dir::new("sources");
-        std::fs::create_dir_all(dir.path().join("src")).unwrap();
-        std::fs::create_dir_all(dir.path().join("node_modules/x")).unwrap();
-        std::fs::write(dir.path().join("node_modules/x/index.js"), "").unwrap();
+        std::fs::create_dir_all(dir.path().join("src")).expect("test setup");
+        std::fs::create_dir_all(dir.path().join("node_modules/x")).expect("test setup");
+        std::fs::write(dir.path().join("node_modules/x/index.js"), "").expect("test setup");
         let before = newest_source(dir.path());
         assert_eq!(before, None, "node_modules is not a source");
-        std::fs::write(dir.path().join("src/App.tsx"), "").unwrap();
+        std::fs::write(dir.path().join("src/App.tsx"), "").expect("test setup");
         assert!(newest_source(dir.path()).is_some());
     }
 
@@ -391,7 +401,7 @@ mod tests {
             pub fn new(tag: &str) -> Dir {
                 let path = std::env::temp_dir()
                     .join(format!("woocom-frontend-{tag}-{}", uuid::Uuid::new_v4()));
-                std::fs::create_dir_all(&path).unwrap();
+                std::fs::create_dir_all(&path).expect("test setup");
                 Dir(path)
             }
             pub fn path(&self) -> &std::path::Path {

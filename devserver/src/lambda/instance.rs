@@ -135,6 +135,9 @@ impl Instance {
 
     /// Hands `pending` to this instance, waiting in `/next` on `tx`. Gives it
     /// back when the waiting request is gone (connection closed).
+    // The invocation moves back to the queue by value on that rare path;
+    // boxing it would cost an allocation on every hand-off.
+    #[allow(clippy::result_large_err)]
     pub fn assign(&self, pending: Pending, tx: oneshot::Sender<Dispatch>) -> Result<(), Pending> {
         if tx.is_closed() {
             return Err(pending);

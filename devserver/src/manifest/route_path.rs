@@ -103,7 +103,7 @@ impl RoutePath {
 
     /// Matches a request path (split on `/`, still percent-encoded, without
     /// the stage). Returns the specificity and the path parameters.
-    pub fn matches<'p>(&self, path: &[&'p str]) -> Option<(Specificity, Vec<(String, String)>)> {
+    pub fn matches(&self, path: &[&str]) -> Option<(Specificity, Vec<(String, String)>)> {
         let mut score = Vec::with_capacity(self.segments.len());
         let mut params = Vec::new();
         for (i, segment) in self.segments.iter().enumerate() {
