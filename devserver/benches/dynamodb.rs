@@ -2,7 +2,7 @@
 //! devserver's AWS endpoint) against the engine's library API, measured in
 //! the same run so the cost of the layer shows as a difference and a ratio.
 //!
-//! `cargo bench -p woocom-dev --bench dynamodb` (about a minute; loopback
+//! `cargo bench -p woocom-dev --bench dynamodb` (about 2 minutes; loopback
 //! only). Each case runs for a fixed time at 1 and 16 concurrent clients and
 //! prints ops/s, p50 and p99.
 //!
@@ -12,8 +12,11 @@
 //!
 //! To tell the client's share from ours, the same SDK client is also run
 //! (1 client) against a stub server that answers each operation with the
-//! bytes the devserver answered it with: the client's floor. SDK p50 minus
-//! that floor is what the devserver spends on a request, engine included.
+//! bytes the devserver answered it with: the client's floor. Requests to the
+//! stub and to the devserver alternate, one each, so both see the same
+//! machine (on 2 shared cores, a run's latencies shift as a whole); the
+//! paired p50 difference is what the devserver spends on a request, HTTP
+//! and engine included.
 //! And `DynamoDb::call` is timed on its own (1 client, the request's bytes
 //! in, the response's out: guard, decode, engine, encode, no HTTP), so the
 //! handler's cost over the library shows without the client's noise.
@@ -153,6 +156,30 @@ fn library_call(db: &dynoxide::Database, op: Op, request: &Value) {
         Op::ConditionalUpdate => db.update_item(de(request)).is_ok(),
     };
     assert!(ok, "{}: library call failed", op.name());
+}
+
+/// One client alternating requests to the devserver and to the stub:
+/// (devserver, stub).
+async fn run_paired(
+    client: &aws_sdk_dynamodb::Client,
+    stub: &aws_sdk_dynamodb::Client,
+    op: Op,
+) -> (Stats, Stats) {
+    let start = Instant::now();
+    let deadline = start + CASE_TIME;
+    let (mut ours, mut floor) = (Vec::new(), Vec::new());
+    let mut i = 0;
+    while Instant::now() < deadline {
+        let t = Instant::now();
+        sdk_call(client, op, 0, i).await;
+        ours.push(t.elapsed());
+        let t = Instant::now();
+        sdk_call(stub, op, 0, i).await;
+        floor.push(t.elapsed());
+        i += 1;
+    }
+    let elapsed = start.elapsed();
+    (stats(ours, elapsed), stats(floor, elapsed))
 }
 
 async fn run_sdk(client: &aws_sdk_dynamodb::Client, op: Op, clients: usize) -> Stats {
@@ -387,11 +414,11 @@ fn main() {
                 let layer = us(sdk.p50) - us(lib.p50);
                 // The client's floor, and what the devserver spent beyond it.
                 let (floor, server, call, over) = if clients == 1 {
-                    let floor = run_sdk(&stub_client, op, 1).await;
+                    let (paired, floor) = run_paired(&client, &stub_client, op).await;
                     let call = run_handler(stack.dynamodb(), op).await;
                     (
                         format!("{:.1}", us(floor.p50)),
-                        format!("{:.1}", us(sdk.p50) - us(floor.p50)),
+                        format!("{:.1}", us(paired.p50) - us(floor.p50)),
                         format!("{:.1}", us(call.p50)),
                         format!("{:.1}", us(call.p50) - us(lib.p50)),
                     )
