@@ -209,3 +209,27 @@ async fn seed_data_loads_into_new_tables_only() {
     assert_eq!(scan["Count"], 1, "not seeded again");
     stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_new_table_with_ttl_is_reported_as_created_only() {
+    // Regression: the first `up` logged "updated table ...: TTL attribute
+    // off -> expiresAt" for every table it had just created with a TTL.
+    let manifest = Manifest::parse(
+        Path::new("dev.toml"),
+        "[tables.baskets]\npartition_key = { name = \"id\", type = \"S\" }\nttl_attribute = \"expiresAt\"\n",
+    )
+    .expect("manifest");
+    let db = woocom_dev::dynamodb::DynamoDb::open(woocom_dev::dynamodb::DataLocation::Memory)
+        .expect("open");
+    let first = db.reconcile(&manifest).await.expect("reconcile");
+    assert_eq!(first.created, vec!["baskets".to_owned()]);
+    assert!(first.updated.is_empty(), "{:?}", first.updated);
+    let ttl = db
+        .call_json("DescribeTimeToLive", json!({"TableName": "baskets"}))
+        .await
+        .expect("describe");
+    assert_eq!(ttl["TimeToLiveDescription"]["AttributeName"], "expiresAt");
+    let again = db.reconcile(&manifest).await.expect("reconcile");
+    assert!(again.created.is_empty() && again.updated.is_empty());
+    db.close();
+}

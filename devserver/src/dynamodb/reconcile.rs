@@ -457,6 +457,10 @@ async fn reconcile_ttl(
         )
         .await?;
     }
+    // A table created by this start reports as created, TTL included.
+    if report.created.contains(&t.name) {
+        return Ok(());
+    }
     report.updated.push(format!(
         "{}: TTL attribute {} -> {}",
         t.name,
