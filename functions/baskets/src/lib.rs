@@ -163,12 +163,7 @@ mod tests {
 
     /// A handler whose store is unreachable: these tests stop before it.
     fn handler() -> Handler {
-        let config = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-            .endpoint_url("http://127.0.0.1:9")
-            .build();
-        let client = aws_sdk_dynamodb::Client::from_conf(config);
+        let client = woocom_testkit::unreachable_dynamodb();
         Handler {
             baskets: BasketRepo::new(client.clone(), "baskets".into()),
             products: ProductRepo::new(client, "products".into()),

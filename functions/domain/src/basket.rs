@@ -230,11 +230,7 @@ impl AddItemInput {
                 format!("must be from {MIN_QUANTITY} to {MAX_QUANTITY}"),
             );
         }
-        if fields.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::validation(fields))
-        }
+        ApiError::check(fields)
     }
 }
 

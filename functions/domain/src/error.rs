@@ -42,6 +42,16 @@ impl ApiError {
         }
     }
 
+    /// `Ok` when no field is at fault, else 400 `validation_failed` naming
+    /// each one: the end of every input's `validate`.
+    pub fn check(fields: BTreeMap<String, String>) -> Result<(), ApiError> {
+        if fields.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::validation(fields))
+        }
+    }
+
     pub fn not_found(message: impl Into<String>) -> Self {
         ApiError::new(404, "not_found", message)
     }

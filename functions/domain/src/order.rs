@@ -193,11 +193,7 @@ impl CheckoutInput {
                 format!("1 to {MAX_CLIENT_KEY} letters, digits, `-`, `_`, `.` or `:`"),
             );
         }
-        if fields.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::validation(fields))
-        }
+        ApiError::check(fields)
     }
 }
 

@@ -83,11 +83,7 @@ impl ProductInput {
                 "an ISO 4217 code such as EUR".to_owned(),
             );
         }
-        if fields.is_empty() {
-            Ok(())
-        } else {
-            Err(ApiError::validation(fields))
-        }
+        ApiError::check(fields)
     }
 
     pub fn into_product(self, id: String) -> Product {

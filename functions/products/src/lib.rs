@@ -90,16 +90,8 @@ mod tests {
 
     /// A handler whose store is unreachable: these tests stop before it.
     fn handler() -> Handler {
-        let config = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-            .endpoint_url("http://127.0.0.1:9")
-            .build();
         Handler {
-            products: ProductRepo::new(
-                aws_sdk_dynamodb::Client::from_conf(config),
-                "products".into(),
-            ),
+            products: ProductRepo::new(woocom_testkit::unreachable_dynamodb(), "products".into()),
         }
     }
 

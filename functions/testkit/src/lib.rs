@@ -47,6 +47,17 @@ pub async fn dynamodb(stack: &Stack) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(&config)
 }
 
+/// A DynamoDB client for an address nothing answers on: for handler unit
+/// tests that must stop (on validation, routing) before any store call.
+pub fn unreachable_dynamodb() -> aws_sdk_dynamodb::Client {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+        .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .endpoint_url("http://127.0.0.1:9")
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(config)
+}
+
 /// The REST API as the frontend calls it.
 pub struct Shop {
     pub http: reqwest::Client,
