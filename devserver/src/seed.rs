@@ -172,6 +172,26 @@ pub fn attribute_value(value: &Value) -> Result<Value, String> {
 /// Writes `items` (DynamoDB JSON) into `table` with BatchWriteItem,
 /// resending what the engine leaves unprocessed.
 pub async fn write(db: &Arc<DynamoDb>, table: &str, items: &[Value]) -> Result<usize, SeedError> {
+    write_with(table, items, |request| async move {
+        db.call_json("BatchWriteItem", request)
+            .await
+            .map_err(|e| e.to_string())
+    })
+    .await
+}
+
+/// [`write`] through any BatchWriteItem transport (`woocom-dev seed` sends
+/// them to a running stack over HTTP): `batch_write` takes the request and
+/// returns DynamoDB's answer.
+pub async fn write_with<F, Fut>(
+    table: &str,
+    items: &[Value],
+    batch_write: F,
+) -> Result<usize, SeedError>
+where
+    F: Fn(Value) -> Fut,
+    Fut: std::future::Future<Output = Result<Value, String>>,
+{
     let fail = |message: String| SeedError::Write {
         table: table.to_owned(),
         message,
@@ -182,13 +202,9 @@ pub async fn write(db: &Arc<DynamoDb>, table: &str, items: &[Value]) -> Result<u
             .map(|item| json!({ "PutRequest": { "Item": item } }))
             .collect();
         for _attempt in 0..10 {
-            let answer = db
-                .call_json(
-                    "BatchWriteItem",
-                    json!({ "RequestItems": { table: requests } }),
-                )
+            let answer = batch_write(json!({ "RequestItems": { table: requests } }))
                 .await
-                .map_err(|e| fail(e.to_string()))?;
+                .map_err(fail)?;
             requests = answer["UnprocessedItems"][table]
                 .as_array()
                 .cloned()

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use serde_json::{Value, json};
+use serde_json::Value;
 use woocom_dev::dynamodb::{DataLocation, DynamoDb};
 use woocom_dev::manifest::Manifest;
 use woocom_dev::seed;
@@ -69,9 +69,10 @@ pub async fn run(
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     if is_running(&client, &endpoint).await {
         for (table, items) in &loads {
-            for chunk in items.chunks(seed::BATCH_LIMIT) {
-                write_remote(&client, &endpoint, table, chunk).await?;
-            }
+            seed::write_with(table, items, |request| {
+                batch_write_remote(&client, &endpoint, request)
+            })
+            .await?;
             println!(
                 "seeded `{table}`: {} items (through {endpoint})",
                 items.len()
@@ -106,51 +107,41 @@ async fn is_running(
     )
 }
 
-/// One BatchWriteItem through the DynamoDB endpoint, resending what comes
-/// back unprocessed.
-async fn write_remote(
+/// One BatchWriteItem through the running stack's DynamoDB endpoint; its
+/// answer, or DynamoDB's error type and message.
+async fn batch_write_remote(
     client: &Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>,
     endpoint: &str,
-    table: &str,
-    items: &[Value],
-) -> Result<(), Box<dyn std::error::Error>> {
-    let mut requests: Vec<Value> = items
-        .iter()
-        .map(|item| json!({ "PutRequest": { "Item": item } }))
-        .collect();
-    for _attempt in 0..10 {
-        let body = json!({ "RequestItems": { table: requests } }).to_string();
-        let request = http::Request::post(endpoint)
-            .header("content-type", "application/x-amz-json-1.0")
-            .header("x-amz-target", "DynamoDB_20120810.BatchWriteItem")
-            .body(Full::new(Bytes::from(body)))?;
-        let response = client.request(request).await?;
-        let status = response.status();
-        let body = response.into_body().collect().await?.to_bytes();
-        let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        if !status.is_success() {
-            return Err(format!(
-                "seeding `{table}`: {} {}",
-                answer["__type"]
-                    .as_str()
-                    .unwrap_or("error")
-                    .rsplit('#')
-                    .next()
-                    .unwrap_or(""),
-                answer["message"]
-                    .as_str()
-                    .or(answer["Message"].as_str())
-                    .unwrap_or("")
-            )
-            .into());
-        }
-        requests = answer["UnprocessedItems"][table]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        if requests.is_empty() {
-            return Ok(());
-        }
+    request: Value,
+) -> Result<Value, String> {
+    let request = http::Request::post(endpoint)
+        .header("content-type", "application/x-amz-json-1.0")
+        .header("x-amz-target", "DynamoDB_20120810.BatchWriteItem")
+        .body(Full::new(Bytes::from(request.to_string())))
+        .map_err(|e| e.to_string())?;
+    let response = client.request(request).await.map_err(|e| e.to_string())?;
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if status.is_success() {
+        return Ok(answer);
     }
-    Err(format!("seeding `{table}`: items stayed unprocessed after 10 attempts").into())
+    Err(format!(
+        "{} {}",
+        answer["__type"]
+            .as_str()
+            .unwrap_or("error")
+            .rsplit('#')
+            .next()
+            .unwrap_or(""),
+        answer["message"]
+            .as_str()
+            .or(answer["Message"].as_str())
+            .unwrap_or("")
+    ))
 }
