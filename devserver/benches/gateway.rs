@@ -23,6 +23,11 @@
 //! HTTP in front. Each row also shows the CPU time per request of the
 //! client, the servers (devserver or axum) and the function processes, read
 //! from `/proc`: what bounds the throughput on a machine with few cores.
+//! The devserver's share is split into its own code (user time) and the
+//! kernel's (sockets: each send on loopback runs the receive path and wakes
+//! whoever waits at the other end), and the ratio it would reach if its own
+//! code cost nothing is printed: the bound on what work on the devserver
+//! can gain.
 //!
 //! Builds: the devserver and plain axum are built with the bench profile
 //! (optimised); the function is a debug build unless `--release-functions`,
@@ -231,6 +236,9 @@ struct Cpu {
     /// The other threads of this process: the devserver's runtime (with
     /// the in-process invokers of "lambda host only") and plain axum.
     servers: Duration,
+    /// The part of `servers` spent in user space (the servers' own code;
+    /// the rest is the kernel's: socket I/O and waking other tasks).
+    servers_user: Duration,
     /// This process's children: the function instances.
     functions: Duration,
 }
@@ -240,6 +248,14 @@ impl Cpu {
         let pid = std::process::id();
         let process = proc_cpu(&format!("/proc/{pid}/stat")).unwrap_or_default();
         let main_thread = proc_cpu(&format!("/proc/{pid}/task/{pid}/stat")).unwrap_or_default();
+        let user = |path: String| {
+            std::fs::read_to_string(path)
+                .ok()
+                .and_then(|stat| stat_ticks(&stat, 14))
+                .unwrap_or_default()
+        };
+        let servers_user = user(format!("/proc/{pid}/stat"))
+            .saturating_sub(user(format!("/proc/{pid}/task/{pid}/stat")));
         let mut functions = Duration::ZERO;
         if let Ok(entries) = std::fs::read_dir("/proc") {
             for entry in entries.flatten() {
@@ -258,6 +274,7 @@ impl Cpu {
         Cpu {
             client: main_thread,
             servers: process.saturating_sub(main_thread),
+            servers_user,
             functions,
         }
     }
@@ -266,6 +283,7 @@ impl Cpu {
         Cpu {
             client: self.client.saturating_sub(start.client),
             servers: self.servers.saturating_sub(start.servers),
+            servers_user: self.servers_user.saturating_sub(start.servers_user),
             functions: self.functions.saturating_sub(start.functions),
         }
     }
@@ -274,6 +292,7 @@ impl Cpu {
         Cpu {
             client: self.client + other.client,
             servers: self.servers + other.servers,
+            servers_user: self.servers_user + other.servers_user,
             functions: self.functions + other.functions,
         }
     }
@@ -286,8 +305,13 @@ fn proc_cpu(path: &str) -> Option<Duration> {
 /// utime + stime of a `/proc/.../stat` line, in clock ticks of 10 ms
 /// (`USER_HZ` is 100 on Linux).
 fn stat_cpu(stat: &str) -> Option<Duration> {
-    let ticks = |n| stat_field(stat, n)?.parse::<u64>().ok();
-    Some(Duration::from_millis((ticks(14)? + ticks(15)?) * 10))
+    Some(stat_ticks(stat, 14)? + stat_ticks(stat, 15)?)
+}
+
+/// A clock-tick field of a stat line (14: utime, 15: stime) as time.
+fn stat_ticks(stat: &str, n: usize) -> Option<Duration> {
+    let ticks = stat_field(stat, n)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
 }
 
 /// Field `n` (1-based, as `man proc` numbers them) of a stat line; the
@@ -548,6 +572,24 @@ async fn measure(
         println!(
             "       CPU per request, all parts: plain {plain_cpu:.1} us, gateway {gateway_cpu:.1} us (1/{:.1}: the throughput ratio when both are CPU-bound)",
             gateway_cpu / plain_cpu
+        );
+        // What bounds the ratio: the devserver's own code is its user-space
+        // time; its kernel time is the sockets' (each send runs the
+        // loopback receive path and wakes the task or process waiting on
+        // the other end), the functions' is the Lambda runtime's and theirs.
+        let (own, kernel) = (
+            gateway_run.cpu_per_request(gateway_run.cpu.servers_user),
+            gateway_run.cpu_per_request(
+                gateway_run
+                    .cpu
+                    .servers
+                    .saturating_sub(gateway_run.cpu.servers_user),
+            ),
+        );
+        println!(
+            "       gateway's devserver: {own:.1} us/request in its own code, {kernel:.1} us in the kernel; \
+             with its own code costing nothing, the ratio would be 1/{:.1}",
+            (gateway_cpu - own) / plain_cpu
         );
         let target_note = if connections == 1 {
             format!(
