@@ -268,6 +268,49 @@ async fn faults_command_throttles_a_running_stack() {
         .send()
         .await
         .expect("cleared");
+
+    // A counted rule ends by itself once it has failed that many requests.
+    let (ok, out, err) = cli(
+        &manifest,
+        &[
+            "faults",
+            "--ready-file",
+            &ready,
+            "set",
+            "products",
+            "--rate",
+            "1",
+            "--count",
+            "1",
+            "--operation",
+            "GetItem",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("(GetItem, 1 more then off)"), "{out}");
+    let (ok, _, err) = cli(
+        &manifest,
+        &[
+            "faults",
+            "--ready-file",
+            &ready,
+            "set",
+            "products",
+            "--rate",
+            "1",
+            "--count",
+            "0",
+        ],
+    );
+    assert!(!ok && err.contains("--count"), "count 0 refused: {err}");
+    let _ = db
+        .get_item()
+        .table_name("products")
+        .key("sku", s("x"))
+        .send()
+        .await;
+    let (ok, out, _) = cli(&manifest, &["faults", "--ready-file", &ready, "list"]);
+    assert!(ok && out.contains("no faults in force"), "{out}");
     drop(server);
 }
 

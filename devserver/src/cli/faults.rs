@@ -4,6 +4,7 @@
 //! ```text
 //! woocom-dev faults set orders --rate 0.2 --error ProvisionedThroughputExceededException
 //! woocom-dev faults set '*' --rate 1 --error ThrottlingException --operation PutItem
+//! woocom-dev faults set products --rate 1 --count 2 --operation GetItem
 //! woocom-dev faults list
 //! woocom-dev faults clear [orders]
 //! ```
@@ -45,6 +46,9 @@ enum Action {
         /// Only fail this operation (repeatable; default: all).
         #[arg(long = "operation")]
         operations: Vec<String>,
+        /// Fail only this many requests, then end the rule (default: no end).
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+        count: Option<u64>,
     },
     /// Remove the faults of one table, or all.
     Clear { table: Option<String> },
@@ -64,6 +68,7 @@ pub async fn run(
             rate,
             error,
             operations,
+            count,
         } => {
             if !FAULT_ERRORS.contains(&error.as_str()) {
                 return Err(format!(
@@ -72,7 +77,10 @@ pub async fn run(
                 )
                 .into());
             }
-            let body = serde_json::json!({"table": table, "rate": rate, "error": error, "operations": operations});
+            let mut body = serde_json::json!({"table": table, "rate": rate, "error": error, "operations": operations});
+            if let Some(count) = count {
+                body["count"] = count.into();
+            }
             (http::Method::PUT, url, body.to_string())
         }
         Action::Clear { table } => {
@@ -125,8 +133,12 @@ pub async fn run(
             })
             .filter(|o| !o.is_empty())
             .unwrap_or_else(|| "all operations".to_owned());
+        let left = rule["count"]
+            .as_u64()
+            .map(|n| format!(", {n} more then off"))
+            .unwrap_or_default();
         println!(
-            "{table}: {:.0}% of requests -> {} ({ops})",
+            "{table}: {:.0}% of requests -> {} ({ops}{left})",
             rule["rate"].as_f64().unwrap_or(0.0) * 100.0,
             rule["error"].as_str().unwrap_or("?")
         );

@@ -29,6 +29,11 @@ pub struct FaultRule {
     /// Only these operations fail (all when empty).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub operations: Vec<String>,
+    /// Fail only this many requests (of those the rate picks), then the
+    /// rule ends: a bounded, repeatable fault, e.g. fewer failures than the
+    /// SDK's attempts so a retry must succeed. Listed as what is left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
 }
 
 impl FaultRule {
@@ -43,14 +48,24 @@ impl FaultRule {
         {
             return Err(format!("`{op}` is not a DynamoDB operation"));
         }
+        if self.count == Some(0) {
+            return Err("count must be at least 1".to_owned());
+        }
         Ok(())
     }
+}
+
+/// A rule in force, with the failures it has left when it has a count.
+#[derive(Debug)]
+struct Armed {
+    rule: FaultRule,
+    left: Option<AtomicU64>,
 }
 
 /// The fault rules in force, by table name (or [`ALL_TABLES`]).
 #[derive(Debug)]
 pub struct Faults {
-    rules: RwLock<BTreeMap<String, FaultRule>>,
+    rules: RwLock<BTreeMap<String, Armed>>,
     /// splitmix64 state: cheap, lock-free, good enough to pick a share.
     rng: AtomicU64,
 }
@@ -71,7 +86,8 @@ impl Faults {
     pub fn set(&self, table: &str, rule: FaultRule) -> Result<(), String> {
         rule.validate()?;
         if let Ok(mut rules) = self.rules.write() {
-            rules.insert(table.to_owned(), rule);
+            let left = rule.count.map(AtomicU64::new);
+            rules.insert(table.to_owned(), Armed { rule, left });
         }
         Ok(())
     }
@@ -94,28 +110,66 @@ impl Faults {
     }
 
     pub fn list(&self) -> BTreeMap<String, FaultRule> {
-        self.rules.read().map(|r| r.clone()).unwrap_or_default()
+        let Ok(rules) = self.rules.read() else {
+            return BTreeMap::new();
+        };
+        rules
+            .iter()
+            .map(|(table, armed)| {
+                let mut rule = armed.rule.clone();
+                rule.count = armed.left.as_ref().map(|l| l.load(Ordering::Acquire));
+                (table.clone(), rule)
+            })
+            .collect()
     }
 
     /// The error to answer instead of running the request, if a rule picks it.
     pub fn check(&self, operation: &str, request: &Value) -> Option<ApiError> {
-        let rules = self.rules.read().ok()?;
-        if rules.is_empty() {
-            return None;
-        }
-        let tables = tables_of(request);
-        let rule = rules
-            .get(ALL_TABLES)
-            .into_iter()
-            .chain(tables.iter().filter_map(|t| rules.get(t.as_str())));
-        for rule in rule {
-            let applies =
-                rule.operations.is_empty() || rule.operations.iter().any(|o| o == operation);
-            if applies && self.next_unit() < rule.rate {
-                return Some(rule.error.to_api_error());
+        let mut spent = None;
+        let error = {
+            let rules = self.rules.read().ok()?;
+            if rules.is_empty() {
+                return None;
             }
+            let tables = tables_of(request);
+            let candidates = rules.get_key_value(ALL_TABLES).into_iter().chain(
+                tables
+                    .iter()
+                    .filter_map(|t| rules.get_key_value(t.as_str())),
+            );
+            let mut error = None;
+            for (table, armed) in candidates {
+                let rule = &armed.rule;
+                let applies =
+                    rule.operations.is_empty() || rule.operations.iter().any(|o| o == operation);
+                if !applies || self.next_unit() >= rule.rate {
+                    continue;
+                }
+                if let Some(left) = &armed.left {
+                    match left
+                        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                    {
+                        Ok(1) => spent = Some(table.clone()),
+                        Ok(_) => {}
+                        // Spent by a concurrent request; being removed.
+                        Err(_) => continue,
+                    }
+                }
+                error = Some(rule.error.to_api_error());
+                break;
+            }
+            error
+        };
+        if let Some(table) = spent
+            && let Ok(mut rules) = self.rules.write()
+            && rules
+                .get(&table)
+                .and_then(|armed| armed.left.as_ref())
+                .is_some_and(|left| left.load(Ordering::Acquire) == 0)
+        {
+            rules.remove(&table);
         }
-        None
+        error
     }
 
     /// A uniform number in [0, 1).
@@ -211,6 +265,7 @@ mod tests {
                     rate: 1.0,
                     error: InjectedError::ThrottlingException,
                     operations: vec![],
+                    count: None,
                 },
             )
             .expect("valid");
@@ -235,6 +290,7 @@ mod tests {
                     rate: 0.25,
                     error: InjectedError::ProvisionedThroughputExceededException,
                     operations: vec!["GetItem".into()],
+                    count: None,
                 },
             )
             .expect("valid");
@@ -265,13 +321,46 @@ mod tests {
             rate: 1.5,
             error: InjectedError::ThrottlingException,
             operations: vec![],
+            count: None,
         };
         assert!(bad.validate().is_err());
         let bad_op = FaultRule {
             rate: 0.5,
             error: InjectedError::ThrottlingException,
             operations: vec!["PutItems".into()],
+            count: None,
         };
         assert!(bad_op.validate().expect_err("op").contains("PutItems"));
+        let no_count = FaultRule {
+            rate: 1.0,
+            error: InjectedError::ThrottlingException,
+            operations: vec![],
+            count: Some(0),
+        };
+        assert!(no_count.validate().is_err());
+    }
+
+    #[test]
+    fn a_counted_rule_fails_that_many_requests_then_ends() {
+        let faults = Faults::default();
+        faults
+            .set(
+                "orders",
+                FaultRule {
+                    rate: 1.0,
+                    error: InjectedError::ProvisionedThroughputExceededException,
+                    operations: vec!["GetItem".into()],
+                    count: Some(2),
+                },
+            )
+            .expect("valid");
+        let req = json!({"TableName": "orders"});
+        assert!(faults.check("PutItem", &req).is_none(), "not counted");
+        assert!(faults.check("GetItem", &req).is_some());
+        assert_eq!(faults.list()["orders"].count, Some(1), "listed as left");
+        assert!(faults.check("GetItem", &req).is_some());
+        assert!(faults.check("GetItem", &req).is_none(), "spent");
+        assert!(faults.list().is_empty(), "a spent rule is removed");
+        assert!(faults.is_empty());
     }
 }

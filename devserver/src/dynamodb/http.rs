@@ -219,7 +219,7 @@ async fn set_fault(State(db): State<Arc<DynamoDb>>, body: Bytes) -> Response {
         Err(e) => {
             return json(
                 StatusCode::BAD_REQUEST,
-                serde_json::json!({ "message": format!("expected {{\"table\", \"rate\", \"error\", \"operations\"?}}: {e}") }),
+                serde_json::json!({ "message": format!("expected {{\"table\", \"rate\", \"error\", \"operations\"?, \"count\"?}}: {e}") }),
             );
         }
     };

@@ -283,6 +283,7 @@ impl DynamoDb {
                     error: InjectedError::parse(&f.error)
                         .unwrap_or(InjectedError::InternalServerError),
                     operations: f.operations.clone(),
+                    count: None,
                 };
                 if let Err(e) = self.faults.set(&table.name, rule) {
                     tracing::warn!(table = %table.name, error = %e, "fault rule ignored");

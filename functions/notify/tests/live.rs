@@ -386,6 +386,7 @@ async fn an_undelivered_record_is_reported_and_pushed_on_the_retry() {
                 rate: 1.0,
                 error: InjectedError::InternalServerError,
                 operations: vec!["Query".to_owned()],
+                count: None,
             },
         )
         .expect("fault rule");

@@ -86,3 +86,66 @@ async fn create_get_list_and_validate_products() {
     assert!(body["error"]["fields"]["price"].is_string());
     stack.shutdown().await;
 }
+
+/// Throttling is absorbed by the SDK's retries (woocom_domain::aws): with
+/// fewer injected failures than attempts the caller never sees them; with
+/// as many, it gets the contract's 503, and nothing is left half done.
+#[tokio::test]
+async fn throttled_reads_are_retried_then_reported() {
+    use woocom_dev::dynamodb::{FaultRule, InjectedError};
+
+    let stack = stack().await;
+    let api = &stack.urls().api;
+    let http = http();
+    let put = http
+        .put(format!("{api}/products/kettle"))
+        .json(&json!({ "name": "Kettle", "price": 4500, "stock": 2 }))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(put.status(), 200);
+    let throttle = |count| FaultRule {
+        rate: 1.0,
+        error: InjectedError::ProvisionedThroughputExceededException,
+        operations: vec!["GetItem".to_owned()],
+        count: Some(count),
+    };
+    let faults = stack.dynamodb().faults();
+
+    // One attempt fewer than the SDK makes: the last one succeeds.
+    let attempts = u64::from(woocom_domain::aws::MAX_ATTEMPTS);
+    faults
+        .set("products", throttle(attempts - 1))
+        .expect("rule");
+    let got = http
+        .get(format!("{api}/products/kettle"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(got.status(), 200, "retried past the throttling");
+    let body: Value = got.json().await.expect("json");
+    assert_eq!(body["name"], "Kettle");
+    assert!(
+        faults.list().is_empty(),
+        "every injected failure was met: {:?}",
+        faults.list()
+    );
+
+    // As many failures as attempts: a clear 503, no retry beyond them.
+    faults.set("products", throttle(attempts)).expect("rule");
+    let got = http
+        .get(format!("{api}/products/kettle"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(got.status(), 503);
+    let body: Value = got.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "storage_unavailable", "{body}");
+    assert!(faults.list().is_empty(), "{:?}", faults.list());
+    let again = http
+        .get(format!("{api}/products/kettle"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(again.status(), 200, "the store answers again");
+}
