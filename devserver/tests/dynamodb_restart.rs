@@ -232,84 +232,54 @@ async fn faults_command_throttles_a_running_stack() {
     let server = up(&manifest);
     let ready = manifest.with_file_name("ready.json");
     let ready = ready.to_string_lossy().into_owned();
-    let (ok, out, err) = cli(
-        &manifest,
-        &[
-            "faults",
-            "--ready-file",
-            &ready,
-            "set",
-            "products",
-            "--rate",
-            "1",
-            "--error",
-            "ThrottlingException",
-        ],
-    );
+    let faults = |args: &[&str]| {
+        let mut all = vec!["faults", "--ready-file", ready.as_str()];
+        all.extend_from_slice(args);
+        cli(&manifest, &all)
+    };
+    let db = dynamodb(&server.aws).await;
+    let get = || {
+        db.get_item()
+            .table_name("products")
+            .key("sku", s("x"))
+            .send()
+    };
+    let (ok, out, err) = faults(&[
+        "set",
+        "products",
+        "--rate",
+        "1",
+        "--error",
+        "ThrottlingException",
+    ]);
     assert!(ok, "{err}");
     assert!(out.contains("products: 100%"), "{out}");
-    let db = dynamodb(&server.aws).await;
-    let err = db
-        .get_item()
-        .table_name("products")
-        .key("sku", s("x"))
-        .send()
-        .await
-        .expect_err("throttled");
+    let err = get().await.expect_err("throttled");
     assert_eq!(
         aws_sdk_dynamodb::error::ProvideErrorMetadata::code(&err),
         Some("ThrottlingException")
     );
-    let (ok, out, _) = cli(&manifest, &["faults", "--ready-file", &ready, "clear"]);
+    let (ok, out, _) = faults(&["clear"]);
     assert!(ok && out.contains("no faults"), "{out}");
-    db.get_item()
-        .table_name("products")
-        .key("sku", s("x"))
-        .send()
-        .await
-        .expect("cleared");
+    get().await.expect("cleared");
 
     // A counted rule ends by itself once it has failed that many requests.
-    let (ok, out, err) = cli(
-        &manifest,
-        &[
-            "faults",
-            "--ready-file",
-            &ready,
-            "set",
-            "products",
-            "--rate",
-            "1",
-            "--count",
-            "1",
-            "--operation",
-            "GetItem",
-        ],
-    );
+    let (ok, out, err) = faults(&[
+        "set",
+        "products",
+        "--rate",
+        "1",
+        "--count",
+        "1",
+        "--operation",
+        "GetItem",
+    ]);
     assert!(ok, "{err}");
     assert!(out.contains("(GetItem, 1 more then off)"), "{out}");
-    let (ok, _, err) = cli(
-        &manifest,
-        &[
-            "faults",
-            "--ready-file",
-            &ready,
-            "set",
-            "products",
-            "--rate",
-            "1",
-            "--count",
-            "0",
-        ],
-    );
+    let (ok, _, err) = faults(&["set", "products", "--rate", "1", "--count", "0"]);
     assert!(!ok && err.contains("--count"), "count 0 refused: {err}");
-    let _ = db
-        .get_item()
-        .table_name("products")
-        .key("sku", s("x"))
-        .send()
-        .await;
-    let (ok, out, _) = cli(&manifest, &["faults", "--ready-file", &ready, "list"]);
+    let _ = get().await;
+    let (ok, out, _) = faults(&["list"]);
     assert!(ok && out.contains("no faults in force"), "{out}");
     drop(server);
 }

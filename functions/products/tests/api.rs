@@ -93,17 +93,12 @@ async fn create_get_list_and_validate_products() {
 #[tokio::test]
 async fn throttled_reads_are_retried_then_reported() {
     use woocom_dev::dynamodb::{FaultRule, InjectedError};
+    use woocom_testkit::Shop;
 
     let stack = stack().await;
-    let api = &stack.urls().api;
-    let http = http();
-    let put = http
-        .put(format!("{api}/products/kettle"))
-        .json(&json!({ "name": "Kettle", "price": 4500, "stock": 2 }))
-        .send()
-        .await
-        .expect("put");
-    assert_eq!(put.status(), 200);
+    let shop = Shop::new(&stack);
+    shop.product("kettle", "Kettle", 4500, 2).await;
+    let get = || shop.send(reqwest::Method::GET, "/products/kettle", None);
     let throttle = |count| FaultRule {
         rate: 1.0,
         error: InjectedError::ProvisionedThroughputExceededException,
@@ -117,35 +112,17 @@ async fn throttled_reads_are_retried_then_reported() {
     faults
         .set("products", throttle(attempts - 1))
         .expect("rule");
-    let got = http
-        .get(format!("{api}/products/kettle"))
-        .send()
-        .await
-        .expect("get");
-    assert_eq!(got.status(), 200, "retried past the throttling");
-    let body: Value = got.json().await.expect("json");
+    let (status, body) = get().await;
+    assert_eq!(status, 200, "retried past the throttling: {body}");
     assert_eq!(body["name"], "Kettle");
-    assert!(
-        faults.list().is_empty(),
-        "every injected failure was met: {:?}",
-        faults.list()
-    );
+    assert!(faults.list().is_empty(), "all met: {:?}", faults.list());
 
     // As many failures as attempts: a clear 503, no retry beyond them.
     faults.set("products", throttle(attempts)).expect("rule");
-    let got = http
-        .get(format!("{api}/products/kettle"))
-        .send()
-        .await
-        .expect("get");
-    assert_eq!(got.status(), 503);
-    let body: Value = got.json().await.expect("json");
+    let (status, body) = get().await;
+    assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "storage_unavailable", "{body}");
     assert!(faults.list().is_empty(), "{:?}", faults.list());
-    let again = http
-        .get(format!("{api}/products/kettle"))
-        .send()
-        .await
-        .expect("get");
-    assert_eq!(again.status(), 200, "the store answers again");
+    let (status, _) = get().await;
+    assert_eq!(status, 200, "the store answers again");
 }
