@@ -351,7 +351,9 @@ mod tests {
     use super::*;
 
     use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayProxyRequestContext};
-    use serde_json::{Map, Value, json};
+    use serde_json::Value;
+
+    use crate::gateway::websocket::event::value_maps;
 
     /// The event as it was built before it was written straight to bytes:
     /// the typed event through a `Value`, adjusted. The reference model for
@@ -405,41 +407,17 @@ mod tests {
 
         let mut value = serde_json::to_value(&event).expect("serialisable");
         let obj = value.as_object_mut().expect("an object");
-        let mut single = Map::new();
-        let mut multi: Map<String, Value> = Map::new();
-        for (name, v) in &headers {
-            single.insert(name.clone(), Value::String(v.clone()));
-            match multi.get_mut(name) {
-                Some(Value::Array(list)) => list.push(Value::String(v.clone())),
-                _ => {
-                    multi.insert(name.clone(), json!([v]));
-                }
-            }
-        }
-        obj.insert("headers".into(), Value::Object(single));
-        obj.insert("multiValueHeaders".into(), Value::Object(multi));
+        let (single, multi) = value_maps(&headers);
+        obj.insert("headers".into(), single);
+        obj.insert("multiValueHeaders".into(), multi);
         let query = parse_query(req.raw_query.unwrap_or(""));
-        if query.is_empty() {
-            obj.insert("queryStringParameters".into(), Value::Null);
-            obj.insert("multiValueQueryStringParameters".into(), Value::Null);
+        let (single, multi) = if query.is_empty() {
+            (Value::Null, Value::Null)
         } else {
-            let mut single = Map::new();
-            let mut multi: Map<String, Value> = Map::new();
-            for (k, v) in query {
-                single.insert(k.clone(), Value::String(v.clone()));
-                match multi.get_mut(&k) {
-                    Some(Value::Array(list)) => list.push(Value::String(v)),
-                    _ => {
-                        multi.insert(k, json!([v]));
-                    }
-                }
-            }
-            obj.insert("queryStringParameters".into(), Value::Object(single));
-            obj.insert(
-                "multiValueQueryStringParameters".into(),
-                Value::Object(multi),
-            );
-        }
+            value_maps(&query)
+        };
+        obj.insert("queryStringParameters".into(), single);
+        obj.insert("multiValueQueryStringParameters".into(), multi);
         let map_or_null = |pairs: Vec<(String, String)>| {
             if pairs.is_empty() {
                 Value::Null

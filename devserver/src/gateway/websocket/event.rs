@@ -165,27 +165,14 @@ pub fn build(c: &ConnectionFacts, ids: &EventIds<'_>, kind: &EventKind<'_>) -> V
             local_port,
         } => {
             let pairs = connect_headers(headers, &c.source_ip, trace_id, *local_port);
-            let (single, multi) = header_maps(&pairs);
+            let (single, multi) = value_maps(&pairs);
             out.insert("headers".to_owned(), single);
             out.insert("multiValueHeaders".to_owned(), multi);
             let query = parse_query(raw_query.unwrap_or(""));
             if !query.is_empty() {
-                let mut single = Map::new();
-                let mut multi: Map<String, Value> = Map::new();
-                for (k, v) in query {
-                    single.insert(k.clone(), Value::String(v.clone()));
-                    match multi.get_mut(&k) {
-                        Some(Value::Array(list)) => list.push(Value::String(v)),
-                        _ => {
-                            multi.insert(k, json!([v]));
-                        }
-                    }
-                }
-                out.insert("queryStringParameters".to_owned(), Value::Object(single));
-                out.insert(
-                    "multiValueQueryStringParameters".to_owned(),
-                    Value::Object(multi),
-                );
+                let (single, multi) = value_maps(&query);
+                out.insert("queryStringParameters".to_owned(), single);
+                out.insert("multiValueQueryStringParameters".to_owned(), multi);
             }
         }
         EventKind::Disconnect { .. } => {
@@ -195,7 +182,7 @@ pub fn build(c: &ConnectionFacts, ids: &EventIds<'_>, kind: &EventKind<'_>) -> V
                 ("X-Forwarded-For".to_owned(), String::new()),
                 ("x-restapi".to_owned(), String::new()),
             ];
-            let (single, multi) = header_maps(&pairs);
+            let (single, multi) = value_maps(&pairs);
             out.insert("headers".to_owned(), single);
             out.insert("multiValueHeaders".to_owned(), multi);
         }
@@ -253,7 +240,9 @@ fn connect_headers(
     pairs
 }
 
-fn header_maps(pairs: &[(String, String)]) -> (Value, Value) {
+/// API Gateway's two views of name/value pairs (headers, query parameters):
+/// each name's last value, and all of a name's values in order.
+pub(crate) fn value_maps(pairs: &[(String, String)]) -> (Value, Value) {
     let mut single = Map::new();
     let mut multi: Map<String, Value> = Map::new();
     for (name, v) in pairs {
