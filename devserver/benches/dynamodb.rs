@@ -41,6 +41,9 @@ use serde_json::{Value, json};
 use woocom_dev::manifest::Manifest;
 use woocom_dev::{Stack, StackOptions};
 
+#[path = "../tests/common/sdk.rs"]
+mod sdk;
+
 /// How long each case runs, per concurrency level and path.
 const CASE_TIME: Duration = Duration::from_millis(2500);
 const TABLE: &str = "bench";
@@ -494,15 +497,7 @@ fn main() {
         let stack = Stack::start(StackOptions::new(manifest).free_ports().quiet_build())
             .await
             .expect("stack starts");
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(&stack.urls().aws)
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                "AKIAEXAMPLE", "secret", None, None, "bench",
-            ))
-            .http_client(aws_smithy_http_client::Builder::new().build_http())
-            .load()
-            .await;
+        let config = sdk::config(&stack.urls().aws).await;
         let client = aws_sdk_dynamodb::Client::new(&config);
         for i in 0..100 {
             client

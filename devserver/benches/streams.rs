@@ -38,21 +38,11 @@ fn now_us() -> u128 {
         .map_or(0, |d| d.as_micros())
 }
 
+#[path = "../tests/common/sdk.rs"]
+mod sdk;
+
 async fn client(endpoint: &str) -> aws_sdk_dynamodb::Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "AKIAEXAMPLE",
-            "secret",
-            None,
-            None,
-            "bench",
-        ))
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .load()
-        .await;
-    aws_sdk_dynamodb::Client::new(&config)
+    aws_sdk_dynamodb::Client::new(&sdk::config(endpoint).await)
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {

@@ -147,20 +147,7 @@ async fn own_id(ws: &mut Client) -> String {
 
 async fn management(stack: &Stack) -> aws_sdk_apigatewaymanagement::Client {
     let endpoint = stack.urls().websocket.replacen("ws://", "http://", 1);
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(aws_sdk_apigatewaymanagement::config::Credentials::new(
-            "AKIAEXAMPLE",
-            "secret",
-            None,
-            None,
-            "test",
-        ))
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .load()
-        .await;
-    aws_sdk_apigatewaymanagement::Client::new(&config)
+    aws_sdk_apigatewaymanagement::Client::new(&common::sdk::config(&endpoint).await)
 }
 
 /// Waits (bounded) until the gateway has forgotten the connection.

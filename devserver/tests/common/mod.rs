@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod sdk;
+
 use std::path::PathBuf;
 
 use woocom_dev::manifest::Manifest;
@@ -38,20 +40,7 @@ pub fn http() -> reqwest::Client {
 
 /// An `aws-sdk-lambda` client for the stack's AWS endpoint, over plain HTTP.
 pub async fn lambda_client(stack: &Stack) -> aws_sdk_lambda::Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(&stack.urls().aws)
-        .credentials_provider(aws_sdk_lambda::config::Credentials::new(
-            "AKIAEXAMPLE",
-            "secret",
-            None,
-            None,
-            "test",
-        ))
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .load()
-        .await;
-    aws_sdk_lambda::Client::new(&config)
+    aws_sdk_lambda::Client::new(&sdk::config(&stack.urls().aws).await)
 }
 
 /// The probe's report of the event it got (the `body` of its response).

@@ -6,18 +6,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use woocom_dev::manifest::Manifest;
 use woocom_dev::{Stack, StackOptions};
 
-pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-pub fn manifest(name: &str) -> Manifest {
-    Manifest::load(&fixture(name)).expect("fixture manifest is valid")
-}
+#[path = "../common/mod.rs"]
+mod common;
+#[allow(unused_imports)] // each test binary uses its own share
+pub use common::{fixture, manifest, sdk};
 
 /// The DynamoDB test stack (tests/fixtures/dynamodb.toml), in memory.
 pub async fn stack() -> Stack {
@@ -30,16 +24,8 @@ pub async fn stack() -> Stack {
     .expect("stack starts")
 }
 
-fn credentials() -> aws_sdk_dynamodb::config::Credentials {
-    aws_sdk_dynamodb::config::Credentials::new("AKIAEXAMPLE", "secret", None, None, "test")
-}
-
 pub async fn sdk_config(endpoint: &str, max_attempts: u32) -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(endpoint)
-        .credentials_provider(credentials())
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
+    sdk::loader(endpoint)
         .retry_config(
             aws_config::retry::RetryConfig::standard()
                 .with_max_attempts(max_attempts)

@@ -29,22 +29,13 @@ pub fn http() -> reqwest::Client {
         .expect("client")
 }
 
+// The devserver's tests and benches configure the SDKs the same way.
+#[path = "../../../devserver/tests/common/sdk.rs"]
+mod sdk;
+
 /// The AWS SDK's DynamoDB client for the stack's endpoint, over plain HTTP.
 pub async fn dynamodb(stack: &Stack) -> aws_sdk_dynamodb::Client {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(&stack.urls().aws)
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "AKIAEXAMPLE",
-            "secret",
-            None,
-            None,
-            "test",
-        ))
-        .http_client(aws_smithy_http_client::Builder::new().build_http())
-        .load()
-        .await;
-    aws_sdk_dynamodb::Client::new(&config)
+    aws_sdk_dynamodb::Client::new(&sdk::config(&stack.urls().aws).await)
 }
 
 /// A DynamoDB client for an address nothing answers on: for handler unit
