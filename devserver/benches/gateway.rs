@@ -178,6 +178,10 @@ struct Target {
     path: String,
 }
 
+/// What one closed-loop task returns: its latencies, how many requests
+/// failed, and the first failure.
+type LoopResult = (Vec<Duration>, usize, Option<String>);
+
 /// One measured run, or the sum of several rounds.
 #[derive(Default)]
 struct Run {
@@ -216,6 +220,26 @@ impl Run {
 
     fn finish(&mut self) {
         self.latencies.sort_unstable();
+    }
+
+    /// One run from the closed-loop tasks started at `started`, each
+    /// returning its latencies, error count and first error.
+    async fn gather(
+        tasks: Vec<tokio::task::JoinHandle<LoopResult>>,
+        started: Instant,
+    ) -> Result<Run, BoxError> {
+        let mut run = Run::default();
+        for task in tasks {
+            let (latencies, errors, first_error) = task.await?;
+            run.requests += latencies.len();
+            run.latencies.extend(latencies);
+            run.errors += errors;
+            if run.first_error.is_none() {
+                run.first_error = first_error;
+            }
+        }
+        run.elapsed = started.elapsed();
+        Ok(run)
     }
 
     fn cpu_per_request_total(&self) -> f64 {
@@ -707,18 +731,7 @@ async fn load(target: &Target, connections: usize, duration: Duration) -> Result
             })
         })
         .collect();
-    let mut run = Run::default();
-    for task in tasks {
-        let (latencies, errors, first_error) = task.await?;
-        run.requests += latencies.len();
-        run.latencies.extend(latencies);
-        run.errors += errors;
-        if run.first_error.is_none() {
-            run.first_error = first_error;
-        }
-    }
-    run.elapsed = started.elapsed();
-    Ok(run)
+    Run::gather(tasks, started).await
 }
 
 /// The closed loop of [`load`], with `LambdaHost::invoke` in place of an
@@ -766,18 +779,7 @@ async fn invoke_load(
             })
         })
         .collect();
-    let mut run = Run::default();
-    for task in tasks {
-        let (latencies, errors, first_error) = task.await?;
-        run.requests += latencies.len();
-        run.latencies.extend(latencies);
-        run.errors += errors;
-        if run.first_error.is_none() {
-            run.first_error = first_error;
-        }
-    }
-    run.elapsed = started.elapsed();
-    Ok(run)
+    Run::gather(tasks, started).await
 }
 
 mod url_parts {

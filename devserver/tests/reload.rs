@@ -2,7 +2,9 @@
 //! in-process stack watching it, and real edits to its source and to its
 //! dev.toml.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
@@ -56,25 +58,12 @@ struct Fixture {
 impl Fixture {
     async fn new(name: &str) -> Fixture {
         let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        let dir = tmp.join(format!("reload-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("hello/src")).expect("mkdir");
-        std::fs::write(
-            dir.join("Cargo.toml"),
-            "[workspace]\nresolver = \"3\"\nmembers = [\"hello\"]\n\n[profile.dev]\ndebug = \"line-tables-only\"\n\n[profile.dev.package.\"*\"]\nopt-level = 1\ndebug = false\n",
-        )
-        .expect("write");
-        // The repository's lock file pins the same dependency versions, so
-        // the shared target folder reuses their builds.
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        std::fs::copy(repo.join("Cargo.lock"), dir.join("Cargo.lock")).expect("lock");
-        std::fs::write(
-            dir.join("hello/Cargo.toml"),
-            "[package]\nname = \"hello-NAME\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[dependencies]\nlambda_runtime = \"1\"\nserde_json = \"1\"\ntokio = { version = \"1\", features = [\"full\"] }\n"
-                .replace("NAME", name),
-        )
-        .expect("write");
-        std::fs::write(dir.join("hello/src/main.rs"), source("v1", 0)).expect("write");
+        let dir = common::function_workspace(
+            &format!("reload-{name}"),
+            "hello",
+            &format!("hello-{name}"),
+            &source("v1", 0),
+        );
         // One package name per test: the tests share a target folder, and
         // so the binaries' paths.
         std::fs::write(dir.join("dev.toml"), MANIFEST.replace("NAME", name)).expect("write");

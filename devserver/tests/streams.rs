@@ -852,22 +852,12 @@ async fn a_hot_reloaded_function_keeps_its_subscriptions() {
     // A workspace of its own with one function, as the reload tests make
     // them; its builds share their target folder.
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let dir = tmp.join(format!("streams-reload-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("relay/src")).expect("mkdir");
-    std::fs::write(
-        dir.join("Cargo.toml"),
-        "[workspace]\nresolver = \"3\"\nmembers = [\"relay\"]\n\n[profile.dev]\ndebug = \"line-tables-only\"\n\n[profile.dev.package.\"*\"]\nopt-level = 1\ndebug = false\n",
-    )
-    .expect("write");
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    std::fs::copy(repo.join("Cargo.lock"), dir.join("Cargo.lock")).expect("lock");
-    std::fs::write(
-        dir.join("relay/Cargo.toml"),
-        "[package]\nname = \"relay-streams\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[dependencies]\nlambda_runtime = \"1\"\nserde_json = \"1\"\ntokio = { version = \"1\", features = [\"full\"] }\n",
-    )
-    .expect("write");
-    std::fs::write(dir.join("relay/src/main.rs"), relay_source("v1")).expect("write");
+    let dir = dynamodb_support::function_workspace(
+        "streams-reload",
+        "relay",
+        "relay-streams",
+        &relay_source("v1"),
+    );
     let log = dir.join("relay.log");
     std::fs::write(
         dir.join("dev.toml"),

@@ -49,3 +49,34 @@ pub async fn probe_report(response: reqwest::Response) -> serde_json::Value {
     let text = response.text().await.expect("body");
     serde_json::from_str(&text).expect("probe report is JSON")
 }
+
+/// A Cargo workspace of its own under the tests' temp folder,
+/// `<label>-<pid>`, with one Lambda function crate in `<dir>/<folder>`
+/// named `package` (lambda_runtime, serde_json, tokio) and `main_rs` as its
+/// source: for tests that edit a function's code. It takes the repository's
+/// profiles and lock file, so builds sharing a target folder reuse the
+/// dependencies already built.
+pub fn function_workspace(label: &str, folder: &str, package: &str, main_rs: &str) -> PathBuf {
+    let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let dir = tmp.join(format!("{label}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join(folder).join("src")).expect("mkdir");
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[workspace]\nresolver = \"3\"\nmembers = [\"{folder}\"]\n\n[profile.dev]\ndebug = \"line-tables-only\"\n\n[profile.dev.package.\"*\"]\nopt-level = 1\ndebug = false\n"
+        ),
+    )
+    .expect("write");
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::fs::copy(repo.join("Cargo.lock"), dir.join("Cargo.lock")).expect("lock");
+    std::fs::write(
+        dir.join(folder).join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"{package}\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[dependencies]\nlambda_runtime = \"1\"\nserde_json = \"1\"\ntokio = {{ version = \"1\", features = [\"full\"] }}\n"
+        ),
+    )
+    .expect("write");
+    std::fs::write(dir.join(folder).join("src/main.rs"), main_rs).expect("write");
+    dir
+}
