@@ -50,7 +50,7 @@ async fn main() -> Result<(), Error> {{
 }
 
 struct Fixture {
-    dir: PathBuf,
+    dir: common::TempDir,
     stack: Stack,
     events: broadcast::Receiver<ReloadEvent>,
 }

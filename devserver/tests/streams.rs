@@ -926,5 +926,4 @@ starting_position = "TRIM_HORIZON"
     assert_eq!(mapping["records_delivered"], 2, "{mapping:#}");
     assert_eq!(mapping["function_errors"], 0, "{mapping:#}");
     stack.shutdown().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -5,7 +5,8 @@
 
 pub mod sdk;
 
-use std::path::PathBuf;
+use std::ops::Deref;
+use std::path::{Path, PathBuf};
 
 use woocom_dev::manifest::Manifest;
 use woocom_dev::{Stack, StackOptions};
@@ -50,13 +51,43 @@ pub async fn probe_report(response: reqwest::Response) -> serde_json::Value {
     serde_json::from_str(&text).expect("probe report is JSON")
 }
 
+/// A folder of its own, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// `woocom-<label>-<pid>-<nanos>` under the system temp folder.
+    pub fn new(label: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir =
+            std::env::temp_dir().join(format!("woocom-{label}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A Cargo workspace of its own under the tests' temp folder,
-/// `<label>-<pid>`, with one Lambda function crate in `<dir>/<folder>`
+/// `<label>-<pid>`, removed on drop, with one Lambda function crate in `<dir>/<folder>`
 /// named `package` (lambda_runtime, serde_json, tokio) and `main_rs` as its
 /// source: for tests that edit a function's code. It takes the repository's
 /// profiles and lock file, so builds sharing a target folder reuse the
 /// dependencies already built.
-pub fn function_workspace(label: &str, folder: &str, package: &str, main_rs: &str) -> PathBuf {
+pub fn function_workspace(label: &str, folder: &str, package: &str, main_rs: &str) -> TempDir {
     let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
     let dir = tmp.join(format!("{label}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -78,5 +109,5 @@ pub fn function_workspace(label: &str, folder: &str, package: &str, main_rs: &st
     )
     .expect("write");
     std::fs::write(dir.join(folder).join("src/main.rs"), main_rs).expect("write");
-    dir
+    TempDir(dir)
 }

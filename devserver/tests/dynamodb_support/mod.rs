@@ -3,7 +3,6 @@
 
 #![allow(dead_code)]
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use woocom_dev::{Stack, StackOptions};
@@ -11,7 +10,7 @@ use woocom_dev::{Stack, StackOptions};
 #[path = "../common/mod.rs"]
 mod common;
 #[allow(unused_imports)] // each test binary uses its own share
-pub use common::{fixture, function_workspace, manifest, sdk};
+pub use common::{TempDir, fixture, function_workspace, manifest, sdk};
 
 /// The DynamoDB test stack (tests/fixtures/dynamodb.toml), in memory.
 pub async fn stack() -> Stack {
@@ -61,26 +60,4 @@ pub fn http() -> reqwest::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .expect("http client")
-}
-
-/// A folder of its own under the system temp dir, removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(label: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let dir =
-            std::env::temp_dir().join(format!("woocom-{label}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
