@@ -774,6 +774,53 @@ async fn deep_nesting_and_oversized_input_get_validation_errors_and_the_server_l
     stack.shutdown().await;
 }
 
+/// Faults declared in dev.toml (`[tables.<name>.faults]`) are in force from
+/// the start, for the operations they name only.
+#[tokio::test]
+async fn faults_declared_in_dev_toml_apply_from_the_start() {
+    let text = r#"
+[stack]
+name = "faults-from-toml"
+
+[tables.flaky]
+partition_key = { name = "id", type = "S" }
+
+[tables.flaky.faults]
+rate = 1.0
+error = "ThrottlingException"
+operations = ["GetItem"]
+"#;
+    let manifest = woocom_dev::manifest::Manifest::parse("dev.toml".as_ref(), text)
+        .expect("manifest is valid");
+    let stack = woocom_dev::Stack::start(
+        woocom_dev::StackOptions::new(manifest)
+            .free_ports()
+            .quiet_build(),
+    )
+    .await
+    .expect("stack starts");
+    let rules = stack.dynamodb().faults().list();
+    assert_eq!(rules.len(), 1, "{rules:?}");
+    assert_eq!(rules["flaky"].rate, 1.0);
+
+    let db = dynamodb(&stack.urls().aws).await;
+    db.put_item()
+        .table_name("flaky")
+        .item("id", s("a"))
+        .send()
+        .await
+        .expect("PutItem is not named by the rule");
+    let err = db
+        .get_item()
+        .table_name("flaky")
+        .key("id", s("a"))
+        .send()
+        .await
+        .expect_err("GetItem is throttled");
+    assert_eq!(err.code(), Some("ThrottlingException"));
+    stack.shutdown().await;
+}
+
 #[tokio::test]
 async fn fault_injection_answers_dynamodbs_throttling_shapes_and_sdk_retries_through() {
     let stack = stack().await;

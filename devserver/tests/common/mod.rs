@@ -82,9 +82,9 @@ impl Drop for TempDir {
 }
 
 /// A Cargo workspace of its own under the tests' temp folder,
-/// `<label>-<pid>`, removed on drop, with one Lambda function crate in `<dir>/<folder>`
-/// named `package` (lambda_runtime, serde_json, tokio) and `main_rs` as its
-/// source: for tests that edit a function's code. It takes the repository's
+/// `<label>-<pid>`, removed on drop, with one Lambda function crate in
+/// `<dir>/<folder>` named `package` (lambda_runtime, serde_json, tokio) and
+/// `main_rs` as its source: for tests that edit a function's code. It takes the repository's
 /// profiles and lock file, so builds sharing a target folder reuse the
 /// dependencies already built.
 pub fn function_workspace(label: &str, folder: &str, package: &str, main_rs: &str) -> TempDir {

@@ -23,15 +23,13 @@ fi
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-# On CI the two release builds go to a target folder of their own, removed
-# with the zips (about 1 GB that nothing after this script reads); at a
-# desk they stay in target/<triple>/release for the next `package`.
-if [ -n "${CI:-}" ] && [ "${CI:-}" != false ]; then
-    package_target="$out/target"
-else
-    package_target="${CARGO_TARGET_DIR:-$root/target}"
-fi
-CARGO_TARGET_DIR="$package_target" "$woocom_dev" package --output "$out" --quiet
+# On CI (scripts/test sets WOOCOM_TEST_LEAN) the two release builds go to a
+# target folder of their own, removed with the zips (about 1 GB that nothing
+# after this script reads); at a desk they stay in target/<triple>/release
+# for the next `package`.
+package_env=()
+[ -z "${WOOCOM_TEST_LEAN:-}" ] || package_env=(CARGO_TARGET_DIR="$out/target")
+env "${package_env[@]}" "$woocom_dev" package --output "$out" --quiet
 
 for arch in arm64 x86_64; do
     python3 - "$out/$arch" "$arch" <<'PY'
