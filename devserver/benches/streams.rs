@@ -261,8 +261,9 @@ async fn main() {
         let Some(last) = page.records.last() else {
             break;
         };
-        position = woocom_dev::streams::stored_sequence(&last.dynamodb.sequence_number)
-            .expect("sequence number");
+        position =
+            woocom_dev::event_source_mapping::stored_sequence(&last.dynamodb.sequence_number)
+                .expect("sequence number");
         read += page.records.len();
     }
     let read_time = read_started.elapsed();

@@ -9,6 +9,8 @@
 pub mod aws;
 pub mod deploy;
 pub mod dynamodb;
+pub mod event_pattern;
+pub mod event_source_mapping;
 pub mod frontend;
 pub mod gateway;
 pub mod lambda;
@@ -16,6 +18,5 @@ pub mod manifest;
 pub mod reload;
 pub mod seed;
 pub mod stack;
-pub mod streams;
 
 pub use stack::{Stack, StackOptions, StackUrls};

@@ -229,7 +229,7 @@ async fn dev_toml_edits_apply_without_restart_and_bad_ones_are_rejected() {
     let started = Instant::now();
     loop {
         match f.next_event().await {
-            ReloadEvent::ManifestApplied { changes } => {
+            ReloadEvent::ManifestApplied { changes, .. } => {
                 assert!(changes.iter().any(|c| c.contains("routes")), "{changes:?}");
                 break;
             }

@@ -217,7 +217,7 @@ async fn insert_modify_remove_carry_the_images_of_each_view_type() {
     // Every batch deserializes as aws_lambda_events' DynamoDB event.
     for batch in &got {
         let event = serde_json::json!({ "Records": batch });
-        woocom_dev::streams::event::parse_event(event.to_string().as_bytes())
+        woocom_dev::event_source_mapping::event::parse_event(event.to_string().as_bytes())
             .expect("aws_lambda_events::dynamodb::Event");
     }
     stack.shutdown().await;

@@ -18,8 +18,8 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
+use woocom_dev::event_source_mapping::http::STREAMS_PATH;
 use woocom_dev::manifest::Manifest;
-use woocom_dev::streams::http::STREAMS_PATH;
 
 #[derive(clap::Args)]
 pub struct StreamsArgs {

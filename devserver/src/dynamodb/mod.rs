@@ -113,6 +113,18 @@ fn add_stream_indexes(path: &Path) {
     }
 }
 
+/// A table's stream as the engine names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableStream {
+    pub table: String,
+    /// The stream ARN (with its label).
+    pub arn: String,
+    /// The engine's shard id (what its iterators carry).
+    pub engine_shard: String,
+    /// The shard id DynamoDB Streams clients see.
+    pub public_shard: String,
+}
+
 /// The DynamoDB service of one stack.
 pub struct DynamoDb {
     engine: Arc<Engine>,
@@ -256,6 +268,79 @@ impl DynamoDb {
             ("DescribeStream", Ok(body)) => Ok(streams_api::fix_describe_stream(body)),
             (_, result) => result,
         }
+    }
+
+    /// The table's stream, when one is enabled (for event source
+    /// mappings; read through the engine's workers like any request).
+    pub async fn table_stream(
+        self: &Arc<Self>,
+        table: &str,
+    ) -> Result<Option<TableStream>, ApiError> {
+        let table = table.to_owned();
+        self.engine
+            .run(move |db| {
+                let meta = db
+                    .get_table_metadata(&table)
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+                Ok(meta.filter(|m| m.stream_enabled).map(|m| TableStream {
+                    arn: dynoxide::streams::stream_arn(&table, &m.stream_label.unwrap_or_default()),
+                    engine_shard: dynoxide::streams::shard_id(&table),
+                    public_shard: streams_api::public_shard_id(&table),
+                    table,
+                }))
+            })
+            .await?
+    }
+
+    /// Up to `limit` change records of `stream` after the stored sequence
+    /// number `after`, oldest first, in one engine call.
+    pub async fn stream_records(
+        self: &Arc<Self>,
+        stream: &TableStream,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<dynoxide::actions::get_records::Record>, ApiError> {
+        let iterator = dynoxide::actions::get_shard_iterator::encode_shard_iterator(
+            &stream.table,
+            &stream.engine_shard,
+            after,
+        );
+        self.engine
+            .run(move |db| {
+                db.get_records(dynoxide::actions::get_records::GetRecordsRequest {
+                    shard_iterator: iterator,
+                    limit: Some(limit),
+                })
+                .map(|page| page.records)
+                .map_err(|e| ApiError::internal(e.to_string()))
+            })
+            .await?
+    }
+
+    /// The stored sequence number of `stream`'s newest record (0 when
+    /// it has none).
+    pub async fn latest_stream_sequence(
+        self: &Arc<Self>,
+        stream: &TableStream,
+    ) -> Result<i64, ApiError> {
+        let request = dynoxide::actions::get_shard_iterator::GetShardIteratorRequest {
+            stream_arn: stream.arn.clone(),
+            shard_id: stream.engine_shard.clone(),
+            shard_iterator_type: "LATEST".into(),
+            sequence_number: None,
+        };
+        self.engine
+            .run(move |db| {
+                let response = db
+                    .get_shard_iterator(request)
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+                Ok(response
+                    .shard_iterator
+                    .as_deref()
+                    .and_then(dynoxide::actions::get_shard_iterator::decode_shard_iterator)
+                    .map_or(0, |(_, _, position)| position))
+            })
+            .await?
     }
 
     /// Calls an operation with a JSON request and parses the answer.

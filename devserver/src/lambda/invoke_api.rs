@@ -4,7 +4,6 @@
 //! <https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html>
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -31,11 +30,6 @@ pub mod headers {
     pub const REQUEST_ID: &str = "x-amzn-requestid";
     pub const ERROR_TYPE: &str = "x-amzn-errortype";
 }
-
-/// Retries Lambda makes for a failing asynchronous invocation. AWS waits
-/// about one and two minutes between them; locally that would only slow
-/// the feedback loop, so the waits are one and two seconds.
-const ASYNC_RETRY_DELAYS: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(2)];
 
 pub fn router(host: Arc<LambdaHost>) -> Router {
     Router::new()
@@ -96,7 +90,10 @@ impl From<LambdaError> for ApiError {
             LambdaError::RequestTooLarge(m) => {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "RequestTooLargeException", m)
             }
-            LambdaError::ShuttingDown => ApiError::new(
+            LambdaError::TooManyRequests(m) => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, "TooManyRequestsException", m)
+            }
+            LambdaError::ShuttingDown | LambdaError::CallerTimedOut(_) => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "ServiceException",
                 e.to_string(),
@@ -243,14 +240,13 @@ async fn invoke(
         payload,
         client_context,
         tail_logs: tail_logs && invocation_type == "RequestResponse",
-        trace_id: None,
+        ..InvokeRequest::default()
     };
 
     match invocation_type {
         "DryRun" => Ok(StatusCode::NO_CONTENT.into_response()),
         "Event" => {
-            let request_id = uuid::Uuid::new_v4().to_string();
-            tokio::spawn(invoke_async(host, name, request));
+            let request_id = host.invoke_event(&name, request)?;
             let mut response = StatusCode::ACCEPTED.into_response();
             if let Ok(v) = HeaderValue::from_str(&request_id) {
                 response.headers_mut().insert(headers::REQUEST_ID, v);
@@ -277,32 +273,6 @@ async fn invoke(
                 h.insert(headers::LOG_RESULT, v);
             }
             Ok(response)
-        }
-    }
-}
-
-/// An `Event` invocation: run in the background, retried twice on a
-/// function error as Lambda does.
-async fn invoke_async(host: Arc<LambdaHost>, name: String, request: InvokeRequest) {
-    for attempt in 0..=ASYNC_RETRY_DELAYS.len() {
-        match host.invoke(&name, request.clone()).await {
-            Ok(result) if result.function_error.is_none() => return,
-            Ok(result) => {
-                tracing::warn!(
-                    function = %name,
-                    request_id = %result.request_id,
-                    attempt = attempt + 1,
-                    "asynchronous invocation failed: {}",
-                    String::from_utf8_lossy(&result.payload)
-                );
-            }
-            Err(e) => {
-                tracing::warn!(function = %name, "asynchronous invocation not run: {e}");
-                return;
-            }
-        }
-        if let Some(delay) = ASYNC_RETRY_DELAYS.get(attempt) {
-            tokio::time::sleep(*delay).await;
         }
     }
 }

@@ -2,9 +2,13 @@
 //! to an emulated Runtime API, one invocation at a time per instance, and
 //! exposes the Invoke API.
 //!
-//! Other services reach it only through [`LambdaHost::invoke`].
+//! Other services reach it only through the [`Invoker`] interface, which
+//! [`LambdaHost`] implements: invoke synchronously (`RequestResponse`) or
+//! queue an event (`Event`, with Lambda's asynchronous semantics, see
+//! [`event_invoke`]).
 
 pub mod build;
+pub mod event_invoke;
 mod instance;
 pub mod invoke_api;
 mod logs;
@@ -17,6 +21,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 
 use crate::manifest;
 pub use logs::{FUNCTION_LOG_TARGET, tail_4k};
@@ -67,6 +72,16 @@ impl FunctionSpec {
 #[derive(Debug, Clone, Default)]
 pub struct InvokeRequest {
     pub payload: Bytes,
+    /// The invocation's request id (`Lambda-Runtime-Aws-Request-Id`); one is
+    /// made when absent. The retries of an asynchronous invocation keep the
+    /// id its `202` answer gave, as Lambda does.
+    pub request_id: Option<String>,
+    /// How long the caller waits once the function is ready to run (a
+    /// rebuild in progress holds the invocation first): API Gateway's
+    /// integration timeout. The function's own timeout applies regardless;
+    /// an invocation the caller stops waiting for still runs to its end, as
+    /// in Lambda.
+    pub caller_timeout: Option<Duration>,
     /// Base64 JSON from `X-Amz-Client-Context`, passed on to the runtime.
     pub client_context: Option<String>,
     /// Keep the invocation's log lines for `X-Amz-Log-Type: Tail`.
@@ -95,6 +110,41 @@ pub enum LambdaError {
     RequestTooLarge(String),
     #[error("the Lambda host is shutting down")]
     ShuttingDown,
+    /// The caller's [`InvokeRequest::caller_timeout`] passed first.
+    #[error("no answer within {0:?}")]
+    CallerTimedOut(Duration),
+    /// The function's queue of asynchronous events is full (Lambda answers
+    /// `429 TooManyRequestsException`).
+    #[error("{0}")]
+    TooManyRequests(String),
+}
+
+/// How services other than Lambda invoke functions: the REST and WebSocket
+/// gateways, event source mappings and (later) queues, topics and buses.
+/// [`LambdaHost`] implements it; router tests implement it with a fake.
+pub trait Invoker: Send + Sync + 'static {
+    /// Invokes `function` synchronously (`RequestResponse`): the answer, a
+    /// function error (still `Ok`, with `function_error` set), or why it
+    /// could not run.
+    fn invoke<'a>(
+        &'a self,
+        function: &'a str,
+        request: InvokeRequest,
+    ) -> BoxFuture<'a, Result<InvokeResponse, LambdaError>>;
+
+    /// Queues an asynchronous (`Event`) invocation and returns its request
+    /// id at once; retries and event age follow the function's
+    /// [`manifest::EventInvokeConfig`].
+    fn invoke_event(&self, function: &str, request: InvokeRequest) -> Result<String, LambdaError>;
+
+    /// The ARN Lambda gives `function` (for events and failure records).
+    fn function_arn(&self, function: &str) -> String;
+
+    /// The last failed build of `function` while its previous version
+    /// serves (shown by the gateways); `None` for a fake or a clean build.
+    fn build_error(&self, _function: &str) -> Option<String> {
+        None
+    }
 }
 
 /// The Lambda service of one stack.
@@ -106,6 +156,8 @@ pub struct LambdaHost {
     held: tokio::sync::watch::Sender<BTreeSet<String>>,
     /// The last failed build of a function, while its old version serves.
     build_errors: RwLock<HashMap<String, String>>,
+    /// Each function's queue of asynchronous events.
+    events: event_invoke::EventQueues,
 }
 
 impl LambdaHost {
@@ -115,6 +167,7 @@ impl LambdaHost {
             functions: RwLock::new(HashMap::new()),
             held: tokio::sync::watch::Sender::new(BTreeSet::new()),
             build_errors: RwLock::new(HashMap::new()),
+            events: event_invoke::EventQueues::default(),
         });
         for spec in functions {
             host.put_function(spec);
@@ -239,19 +292,54 @@ impl LambdaHost {
         function: &str,
         request: InvokeRequest,
     ) -> Result<InvokeResponse, LambdaError> {
+        // A function being built (new, or rebuilt) is held: wait for it
+        // before looking it up, so a function added to dev.toml answers
+        // once built instead of "not found" meanwhile.
+        self.ready(function).await;
         let pool = self
             .pool(function)
             .ok_or_else(|| LambdaError::FunctionNotFound {
                 arn: self.function_arn(function),
             })?;
-        self.ready(function).await;
         if request.payload.len() > MAX_SYNC_PAYLOAD {
             return Err(LambdaError::RequestTooLarge(format!(
                 "{} byte payload is too large for the RequestResponse invocation type (limit {MAX_SYNC_PAYLOAD} bytes)",
                 request.payload.len()
             )));
         }
-        pool.invoke(request).await
+        match request.caller_timeout {
+            None => pool.invoke(request).await,
+            Some(limit) => tokio::time::timeout(limit, pool.invoke(request))
+                .await
+                .map_err(|_| LambdaError::CallerTimedOut(limit))?,
+        }
+    }
+
+    /// Queues an asynchronous invocation (see [`event_invoke`]).
+    pub fn invoke_event(
+        self: &Arc<Self>,
+        function: &str,
+        request: InvokeRequest,
+    ) -> Result<String, LambdaError> {
+        let pool = self
+            .pool(function)
+            .ok_or_else(|| LambdaError::FunctionNotFound {
+                arn: self.function_arn(function),
+            })?;
+        if request.payload.len() > MAX_ASYNC_PAYLOAD {
+            return Err(LambdaError::RequestTooLarge(format!(
+                "{} byte payload is too large for the Event invocation type (limit {MAX_ASYNC_PAYLOAD} bytes)",
+                request.payload.len()
+            )));
+        }
+        let config = pool.spec().config.event_invoke;
+        self.events
+            .enqueue(Arc::downgrade(self), function, config, request)
+    }
+
+    /// Asynchronous events of `function` accepted and not yet finished.
+    pub fn queued_events(&self, function: &str) -> usize {
+        self.events.queued(function)
     }
 
     /// Instances currently alive per function (for status output and tests).
@@ -281,6 +369,30 @@ impl LambdaHost {
         for pool in &pools {
             pool.wait_stopped(Duration::from_secs(5)).await;
         }
+    }
+}
+
+/// The host's [`Invoker`] is an `Arc` (asynchronous events outlive the
+/// call that queued them).
+impl Invoker for Arc<LambdaHost> {
+    fn invoke<'a>(
+        &'a self,
+        function: &'a str,
+        request: InvokeRequest,
+    ) -> BoxFuture<'a, Result<InvokeResponse, LambdaError>> {
+        Box::pin(LambdaHost::invoke(self, function, request))
+    }
+
+    fn invoke_event(&self, function: &str, request: InvokeRequest) -> Result<String, LambdaError> {
+        LambdaHost::invoke_event(self, function, request)
+    }
+
+    fn function_arn(&self, function: &str) -> String {
+        LambdaHost::function_arn(self, function)
+    }
+
+    fn build_error(&self, function: &str) -> Option<String> {
+        LambdaHost::build_error(self, function)
     }
 }
 

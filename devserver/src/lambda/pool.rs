@@ -119,7 +119,9 @@ impl FunctionPool {
     }
 
     pub async fn invoke(&self, request: InvokeRequest) -> Result<InvokeResponse, LambdaError> {
-        let request_id = uuid::Uuid::new_v4().to_string();
+        let request_id = request
+            .request_id
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let (done, rx) = oneshot::channel();
         let log = request
             .tail_logs

@@ -100,7 +100,7 @@ fn default_frontend_dist() -> String {
     "dist".to_owned()
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StackSettings {
     pub name: String,
     pub region: String,
@@ -108,7 +108,7 @@ pub struct StackSettings {
 }
 
 /// Listener ports; 0 asks the OS for a free one.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ports {
     #[serde(default = "default_api_port")]
@@ -146,7 +146,7 @@ impl Ports {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ApiSettings {
     pub stage: String,
     pub binary_media_types: Vec<String>,
@@ -158,7 +158,7 @@ pub struct ApiSettings {
 /// What the console's "Enable CORS" (and our Terraform) sets up: an OPTIONS
 /// mock method answering preflights, and CORS headers on the gateway's own
 /// error responses. Proxy integrations add nothing to function responses.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Cors {
     #[serde(default = "star")]
@@ -206,9 +206,31 @@ pub struct Function {
     /// Reserved concurrency: instances that may run at once.
     pub concurrency: usize,
     pub env: BTreeMap<String, String>,
+    /// Asynchronous invocation settings (Lambda's event invoke config).
+    pub event_invoke: EventInvokeConfig,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// What Lambda does with an asynchronous (`Event`) invocation that fails,
+/// as `aws_lambda_function_event_invoke_config` declares it:
+/// `[functions.x] maximum_retry_attempts = 0..2` (default 2),
+/// `maximum_event_age_in_seconds = 60..21600` (default 21600, six hours).
+/// <https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-configure.html>
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct EventInvokeConfig {
+    pub maximum_retry_attempts: u32,
+    pub maximum_event_age_in_seconds: u32,
+}
+
+impl Default for EventInvokeConfig {
+    fn default() -> Self {
+        EventInvokeConfig {
+            maximum_retry_attempts: 2,
+            maximum_event_age_in_seconds: 21_600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Route {
     /// `GET`, `POST`, ... or `ANY`.
     pub method: String,
@@ -297,6 +319,8 @@ struct RawFunction {
     concurrency: Option<Spanned<usize>>,
     #[serde(default)]
     env: BTreeMap<Spanned<String>, String>,
+    maximum_retry_attempts: Option<Spanned<u32>>,
+    maximum_event_age_in_seconds: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize)]
@@ -518,6 +542,31 @@ impl Manifest {
                     ),
                 ));
             }
+            let mut event_invoke = EventInvokeConfig::default();
+            if let Some(n) = f.maximum_retry_attempts {
+                if *n.get_ref() > 2 {
+                    return Err(at(
+                        n.span(),
+                        format!(
+                            "function `{}`: maximum_retry_attempts must be between 0 and 2 (Lambda's range for asynchronous invocation)",
+                            name.get_ref()
+                        ),
+                    ));
+                }
+                event_invoke.maximum_retry_attempts = n.into_inner();
+            }
+            if let Some(age) = f.maximum_event_age_in_seconds {
+                if !(60..=21_600).contains(age.get_ref()) {
+                    return Err(at(
+                        age.span(),
+                        format!(
+                            "function `{}`: maximum_event_age_in_seconds must be between 60 and 21600 (Lambda's range)",
+                            name.get_ref()
+                        ),
+                    ));
+                }
+                event_invoke.maximum_event_age_in_seconds = age.into_inner();
+            }
             let function = Function {
                 name: name.get_ref().clone(),
                 package: f.package.into_inner(),
@@ -526,6 +575,7 @@ impl Manifest {
                 timeout: std::time::Duration::from_secs_f64(timeout),
                 concurrency,
                 env,
+                event_invoke,
             };
             functions.insert(name.into_inner(), function);
         }

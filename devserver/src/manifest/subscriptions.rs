@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::{Function, ManifestError, Table};
-use crate::streams::filter::FilterPattern;
+use crate::event_pattern::FilterPattern;
 
 /// One event source mapping, validated.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -50,8 +50,9 @@ pub struct Subscription {
     pub maximum_record_age_in_seconds: i32,
     pub bisect_batch_on_function_error: bool,
     pub report_batch_item_failures: bool,
-    /// Filter patterns as written (JSON text), each checked at load.
-    pub filters: Vec<String>,
+    /// Filter patterns (`FilterCriteria`), parsed at load; serialized as
+    /// written.
+    pub filters: Vec<FilterPattern>,
     /// Where records that exhaust retries or age go, e.g. `dlq:orders-failures`.
     pub on_failure: Option<String>,
 }
@@ -263,13 +264,13 @@ pub(super) fn parse(
                 ));
             }
             for f in list.into_inner() {
-                if let Err(problem) = FilterPattern::parse(f.get_ref()) {
-                    return Err(at(
+                let pattern = FilterPattern::parse(f.get_ref()).map_err(|problem| {
+                    at(
                         f.span(),
                         format!("{what}: Invalid filter pattern definition. ({problem})"),
-                    ));
-                }
-                filters.push(f.into_inner());
+                    )
+                })?;
+                filters.push(pattern);
             }
         }
         let on_failure = match s.on_failure {

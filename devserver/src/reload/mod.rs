@@ -11,24 +11,23 @@
 //! - a failed build changes nothing that runs: the previous version keeps
 //!   serving and the error is shown (terminal, `x-woocom-build-error`);
 //! - an invalid `dev.toml` edit is rejected whole; the running
-//!   configuration stays.
+//!   configuration stays. A valid one is applied by the same function that
+//!   configures the stack at start ([`crate::stack::apply`]).
 
 pub mod graph;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::{broadcast, mpsc};
 
-use crate::dynamodb::DynamoDb;
-use crate::gateway::rest::RestApi;
+use crate::lambda::FunctionSpec;
 use crate::lambda::build::{self, BinTarget, BuildError, BuildSettings};
-use crate::lambda::{FunctionSpec, LambdaHost};
 use crate::manifest::Manifest;
+use crate::stack::apply::{self, Services};
 use graph::CrateGraph;
 
 /// Quiet time after the last file event before a build starts: an editor's
@@ -51,17 +50,20 @@ pub enum ReloadEvent {
         functions: Vec<String>,
         errors: String,
     },
-    /// A `dev.toml` edit was applied.
-    ManifestApplied { changes: Vec<String> },
+    /// A `dev.toml` edit was applied; `needs_restart` names the changed
+    /// sections that apply only at the next start (file:line and why).
+    ManifestApplied {
+        changes: Vec<String>,
+        needs_restart: Vec<String>,
+    },
     /// A `dev.toml` edit was rejected; the running configuration stays.
     ManifestRejected { error: String },
 }
 
 pub struct Reloader {
+    /// The configuration running now.
     pub manifest: Manifest,
-    pub lambda: Arc<LambdaHost>,
-    pub rest: Arc<RestApi>,
-    pub dynamodb: Arc<DynamoDb>,
+    pub services: Services,
     pub build: BuildSettings,
     pub events: broadcast::Sender<ReloadEvent>,
 }
@@ -215,7 +217,7 @@ impl State {
                                 .into_iter()
                                 .filter(|f| !held.contains(f))
                                 .collect();
-                            state.reloader.lambda.hold(&new);
+                            state.reloader.services.lambda.hold(&new);
                             held.extend(new);
                             crates.insert(c);
                         }
@@ -245,12 +247,12 @@ impl State {
             to_build.retain(|f| self.reloader.manifest.functions.contains_key(f));
             if !to_build.is_empty() {
                 let list: Vec<String> = to_build.iter().cloned().collect();
-                self.reloader.lambda.hold(&list);
+                self.reloader.services.lambda.hold(&list);
                 held.extend(list);
                 self.rebuild(&to_build, started).await;
             }
             let held: Vec<String> = held.into_iter().collect();
-            self.reloader.lambda.release(&held);
+            self.reloader.services.lambda.release(&held);
         }
     }
 
@@ -296,12 +298,12 @@ impl State {
                     else {
                         continue;
                     };
-                    self.reloader.lambda.put_function(FunctionSpec {
+                    self.reloader.services.lambda.put_function(FunctionSpec {
                         config: config.clone(),
                         stamp: FunctionSpec::stamp_of(binary),
                         binary: binary.clone(),
                     });
-                    self.reloader.lambda.set_build_error(name, None);
+                    self.reloader.services.lambda.set_build_error(name, None);
                 }
                 let elapsed = started.elapsed();
                 tracing::info!(
@@ -327,6 +329,7 @@ impl State {
                     .to_owned();
                 for name in &names {
                     self.reloader
+                        .services
                         .lambda
                         .set_build_error(name, Some(summary.clone()));
                 }
@@ -356,67 +359,27 @@ impl State {
                 return BTreeSet::new();
             }
         };
-        if let Err(e) = self.reloader.dynamodb.reconcile(&new).await {
-            tracing::error!(target: "reload", "dev.toml not applied, the running configuration stays: {e}");
-            let _ = self.reloader.events.send(ReloadEvent::ManifestRejected {
-                error: e.to_string(),
-            });
-            return BTreeSet::new();
-        }
-        let old = std::mem::replace(&mut self.reloader.manifest, new.clone());
-        let mut changes = Vec::new();
-        let mut to_build = BTreeSet::new();
-
-        for name in old
-            .functions
-            .keys()
-            .filter(|n| !new.functions.contains_key(*n))
+        let applied = match apply::apply(
+            &self.reloader.services,
+            Some(&self.reloader.manifest),
+            &new,
+        )
+        .await
         {
-            self.reloader.lambda.remove_function(name);
-            changes.push(format!("removed function {name}"));
-        }
-        for (name, f) in &new.functions {
-            match old.functions.get(name) {
-                None => {
-                    to_build.insert(name.clone());
-                    changes.push(format!("added function {name}"));
-                }
-                Some(o) if o.package != f.package || o.bin != f.bin => {
-                    to_build.insert(name.clone());
-                    changes.push(format!("function {name} now builds from {}", f.package));
-                }
-                Some(o) if o != f => {
-                    // Same binary, new settings (env, timeout, memory,
-                    // concurrency): new instances get them.
-                    if let Some(binary) = self.reloader.lambda.binary_of(name) {
-                        self.reloader.lambda.put_function(FunctionSpec {
-                            config: f.clone(),
-                            stamp: FunctionSpec::stamp_of(&binary),
-                            binary,
-                        });
-                    }
-                    changes.push(format!("function {name} settings"));
-                }
-                Some(_) => {}
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(target: "reload", "dev.toml not applied, the running configuration stays: {e}");
+                let _ = self.reloader.events.send(ReloadEvent::ManifestRejected {
+                    error: e.to_string(),
+                });
+                return BTreeSet::new();
             }
-        }
-        let routes_changed = old.routes.len() != new.routes.len()
-            || old
-                .routes
-                .iter()
-                .zip(&new.routes)
-                .any(|(a, b)| a.key() != b.key() || a.function != b.function);
-        if routes_changed || format!("{:?}", old.api) != format!("{:?}", new.api) {
-            self.reloader
-                .rest
-                .redeploy(new.api.clone(), new.routes.clone());
-            changes.push("REST API routes and settings".to_owned());
-        }
-        if old.tables != new.tables {
-            changes.push("tables".to_owned());
-        }
-        if format!("{:?}{:?}", old.ports, old.stack) != format!("{:?}{:?}", new.ports, new.stack) {
-            tracing::warn!(target: "reload", "[ports] and [stack] changes apply at the next `woocom-dev up`");
+        };
+        self.reloader.manifest = applied.running;
+        let changes = applied.changes;
+        let to_build = applied.to_build;
+        for warning in &applied.needs_restart {
+            tracing::warn!(target: "reload", "{warning}");
         }
         if let Ok(graph) = CrateGraph::load(&self.root) {
             self.graph = graph;
@@ -427,10 +390,10 @@ impl State {
         if !changes.is_empty() {
             tracing::info!(target: "reload", "dev.toml applied: {}", changes.join("; "));
         }
-        let _ = self
-            .reloader
-            .events
-            .send(ReloadEvent::ManifestApplied { changes });
+        let _ = self.reloader.events.send(ReloadEvent::ManifestApplied {
+            changes,
+            needs_restart: applied.needs_restart,
+        });
         to_build
     }
 }

@@ -393,7 +393,7 @@ async fn an_undelivered_record_is_reported_and_pushed_on_the_retry() {
     put_product(&stack, "live-pot", 2).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let status = stack.streams().status().await;
+        let status = stack.event_source_mappings().status().await;
         let products = status
             .iter()
             .find(|m| m.table == "products")

@@ -16,7 +16,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::lambda::{InvokeRequest, LambdaHost};
+use crate::lambda::{InvokeRequest, Invoker, LambdaError};
 use crate::manifest::{ApiSettings, Cors, Route};
 use routes::{RouteMatch, RouteTable, split_path};
 
@@ -46,7 +46,7 @@ pub struct RestApi {
     pub account_id: String,
     /// The listener's port, for `X-Forwarded-Port`.
     pub port: std::sync::atomic::AtomicU16,
-    host: Arc<LambdaHost>,
+    host: Arc<dyn Invoker>,
     deployment: RwLock<Arc<Deployment>>,
 }
 
@@ -56,7 +56,7 @@ impl RestApi {
         account_id: String,
         settings: ApiSettings,
         routes: Vec<Route>,
-        host: Arc<LambdaHost>,
+        host: Arc<dyn Invoker>,
     ) -> Arc<RestApi> {
         Arc::new(RestApi {
             api_id,
@@ -279,32 +279,34 @@ async fn handle(
     };
     let payload = bytes::Bytes::from(event::build(&facts, &api_facts));
 
-    let invoke = api.host.invoke(
-        &route.function,
-        InvokeRequest {
-            payload,
-            trace_id: Some(trace_root),
-            ..InvokeRequest::default()
-        },
-    );
     // A function being rebuilt holds its requests; the integration timeout
     // starts once the new version is there.
-    api.host.ready(&route.function).await;
     let timeout = Duration::from_millis(deployment.settings.integration_timeout_ms);
-    let outcome = tokio::time::timeout(timeout, invoke).await;
+    let outcome = api
+        .host
+        .invoke(
+            &route.function,
+            InvokeRequest {
+                payload,
+                trace_id: Some(trace_root),
+                caller_timeout: Some(timeout),
+                ..InvokeRequest::default()
+            },
+        )
+        .await;
     let function = route.function.as_str();
     let result = match outcome {
-        Err(_) => {
+        Err(LambdaError::CallerTimedOut(_)) => {
             tracing::warn!(target: "gateway", function, request_id = %ids.request_id,
                 "{method} {full_path} -> 504: integration timed out after {timeout:?}");
             return gateway_response(&INTEGRATION_TIMEOUT, &ids, cors);
         }
-        Ok(Err(e)) => {
+        Err(e) => {
             tracing::warn!(target: "gateway", function, request_id = %ids.request_id,
                 "{method} {full_path} -> 502: {e}");
             return gateway_response(&INTERNAL_SERVER_ERROR, &ids, cors);
         }
-        Ok(Ok(result)) => result,
+        Ok(result) => result,
     };
     if result.function_error.is_some() {
         tracing::warn!(target: "gateway", function, request_id = %result.request_id,

@@ -22,7 +22,7 @@ pub mod management;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU16, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -32,7 +32,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::{mpsc, watch};
 
-use crate::lambda::{InvokeRequest, InvokeResponse, LambdaError, LambdaHost};
+use crate::lambda::{InvokeRequest, InvokeResponse, Invoker, LambdaError};
 use crate::manifest::websocket::{CONNECT, DEFAULT, DISCONNECT};
 use crate::manifest::{WebSocketApi, WebSocketRoute};
 use event::{ConnectionFacts, EventIds, EventKind};
@@ -71,9 +71,12 @@ pub(crate) enum Outbound {
 pub struct WebSocketGateway {
     pub api_id: String,
     stage: String,
-    settings: WebSocketApi,
+    /// Routes and timeouts, swapped whole when dev.toml changes
+    /// ([`WebSocketGateway::redeploy`]); open connections keep their
+    /// timeouts, their next message takes the new routes.
+    settings: RwLock<Arc<WebSocketApi>>,
     integration_timeout: Duration,
-    host: Arc<LambdaHost>,
+    host: Arc<dyn Invoker>,
     /// The listener's port, for `X-Forwarded-Port`.
     pub port: AtomicU16,
     /// Established connections by id. A connection is here from the end of
@@ -90,12 +93,12 @@ impl WebSocketGateway {
         stage: String,
         settings: WebSocketApi,
         integration_timeout: Duration,
-        host: Arc<LambdaHost>,
+        host: Arc<dyn Invoker>,
     ) -> Arc<WebSocketGateway> {
         Arc::new(WebSocketGateway {
             api_id,
             stage,
-            settings,
+            settings: RwLock::new(Arc::new(settings)),
             integration_timeout,
             host,
             port: AtomicU16::new(0),
@@ -104,8 +107,19 @@ impl WebSocketGateway {
         })
     }
 
-    pub fn settings(&self) -> &WebSocketApi {
-        &self.settings
+    pub fn settings(&self) -> Arc<WebSocketApi> {
+        self.settings
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Deploys new routes and settings (a dev.toml edit).
+    pub fn redeploy(&self, settings: WebSocketApi) {
+        *self
+            .settings
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(settings);
     }
 
     /// Ids of the connections open now.
@@ -138,37 +152,40 @@ impl WebSocketGateway {
         self.stopping.send_replace(true);
     }
 
-    fn message_route(&self, message: &str) -> Option<&WebSocketRoute> {
-        let selected = self
-            .settings
+    fn message_route(&self, message: &str) -> Option<WebSocketRoute> {
+        let settings = self.settings();
+        let selected = settings
             .route_selection_expression
             .evaluate(message)
             .unwrap_or_else(|| DEFAULT.to_owned());
-        let custom = self.settings.routes.iter().find(|r| {
+        let custom = settings.routes.iter().find(|r| {
             r.route_key == selected && r.route_key != CONNECT && r.route_key != DISCONNECT
         });
-        custom.or_else(|| self.settings.route(DEFAULT))
+        custom.or_else(|| settings.route(DEFAULT)).cloned()
     }
 
+    /// Invokes a route's function; the outer error is the integration
+    /// timeout (counted once the function is ready to run).
     async fn invoke(
         &self,
         function: &str,
         event: &serde_json::Value,
-    ) -> Result<Result<InvokeResponse, LambdaError>, tokio::time::error::Elapsed> {
+    ) -> Result<Result<InvokeResponse, LambdaError>, IntegrationTimedOut> {
         let payload = bytes::Bytes::from(serde_json::to_vec(event).unwrap_or_default());
-        tokio::time::timeout(
-            self.integration_timeout,
-            self.host.invoke(
-                function,
-                InvokeRequest {
-                    payload,
-                    ..InvokeRequest::default()
-                },
-            ),
-        )
-        .await
+        let request = InvokeRequest {
+            payload,
+            caller_timeout: Some(self.integration_timeout),
+            ..InvokeRequest::default()
+        };
+        match self.host.invoke(function, request).await {
+            Err(LambdaError::CallerTimedOut(_)) => Err(IntegrationTimedOut),
+            other => Ok(other),
+        }
     }
 }
+
+/// API Gateway's integration timeout passed before the function answered.
+struct IntegrationTimedOut;
 
 pub fn router(gateway: Arc<WebSocketGateway>) -> Router {
     Router::new().fallback(handle).with_state(gateway)
@@ -282,7 +299,7 @@ async fn connect(
         user_agent: header(http::header::USER_AGENT),
     };
 
-    let verdict = match gateway.settings.route(CONNECT) {
+    let verdict = match gateway.settings().route(CONNECT).cloned() {
         None => Verdict::Accept { subprotocol: None },
         Some(route) => {
             let request_id = new_id();
@@ -300,7 +317,7 @@ async fn connect(
                     local_port: gateway.port.load(Ordering::Relaxed),
                 },
             );
-            connect_verdict(&gateway, route, &facts, &event).await
+            connect_verdict(&gateway, &route, &facts, &event).await
         }
     };
     let subprotocol = match verdict {
@@ -478,7 +495,7 @@ async fn handle_disconnect(
     code: u16,
     reason: String,
 ) {
-    let Some(route) = gateway.settings.route(DISCONNECT) else {
+    let Some(route) = gateway.settings().route(DISCONNECT).cloned() else {
         return;
     };
     let request_id = new_id();

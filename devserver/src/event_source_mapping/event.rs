@@ -51,7 +51,7 @@ fn tidy(record: &mut Value) {
 }
 
 /// The invocation payload for a batch of event records.
-pub fn payload(records: &[Value]) -> Vec<u8> {
+pub fn payload<V: std::borrow::Borrow<Value>>(records: &[V]) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + records.iter().map(|_| 512).sum::<usize>());
     out.extend_from_slice(b"{\"Records\":[");
     for (i, r) in records.iter().enumerate() {
@@ -59,7 +59,7 @@ pub fn payload(records: &[Value]) -> Vec<u8> {
             out.push(b',');
         }
         // Writing a Value to a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut out, r);
+        let _ = serde_json::to_writer(&mut out, r.borrow());
     }
     out.extend_from_slice(b"]}");
     out

@@ -14,6 +14,8 @@
 //! # Ok(()) }
 //! ```
 
+pub mod apply;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -25,13 +27,14 @@ use tokio::task::JoinHandle;
 
 use crate::aws::{self, AwsEndpoint};
 use crate::dynamodb::{DataLocation, DynamoDb, DynamoDbError};
+use crate::event_source_mapping::EventSourceMappings;
 use crate::gateway::rest::{self, RestApi};
 use crate::gateway::websocket::{self, WebSocketGateway};
 use crate::lambda::build::{self, BinTarget, BuildError};
-use crate::lambda::{FunctionSpec, HostSettings, LambdaHost};
+use crate::lambda::{FunctionSpec, HostSettings, Invoker, LambdaHost};
 use crate::manifest::{LoadError, Manifest, Ports};
 use crate::reload::{ReloadError, ReloadEvent, Reloader};
-use crate::streams::Streams;
+use apply::{ApplyError, Services};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {
@@ -55,6 +58,8 @@ pub enum StackError {
     Reload(#[from] ReloadError),
     #[error(transparent)]
     Seed(#[from] crate::seed::SeedError),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
 }
 
 /// How to start a stack.
@@ -148,7 +153,7 @@ pub struct Stack {
     rest: Arc<RestApi>,
     websocket: Arc<WebSocketGateway>,
     dynamodb: Arc<DynamoDb>,
-    streams: Arc<Streams>,
+    mappings: Arc<EventSourceMappings>,
     shutdown: watch::Sender<bool>,
     servers: Vec<JoinHandle<()>>,
     reload_events: tokio::sync::broadcast::Sender<crate::reload::ReloadEvent>,
@@ -234,59 +239,6 @@ impl Stack {
             None => None,
         };
 
-        // Tables next: a dev.toml change DynamoDB cannot apply is reported
-        // before a long build too.
-        let dynamodb = DynamoDb::open(options.data.clone())?;
-        let report = dynamodb
-            .reconcile(&manifest)
-            .await
-            .map_err(DynamoDbError::from)?;
-        for table in &report.created {
-            tracing::info!(table = %table, "created table");
-        }
-        for change in &report.updated {
-            tracing::info!(change = %change, "updated table");
-        }
-        dynamodb.start_ttl_sweeper();
-        if options.seed_new_tables {
-            for (table, items) in
-                crate::seed::seed_tables(&dynamodb, &manifest, &report.created).await?
-            {
-                tracing::info!(table = %table, items, "loaded seed data");
-            }
-        }
-
-        // The frontend builds (npm) while cargo builds the functions.
-        let frontend_build = frontend_dirs.clone().map(|(dir, dist)| {
-            let stamp = manifest.root().join(".woocom").join("frontend-build.stamp");
-            let quiet = options.quiet_build;
-            tokio::task::spawn_blocking(move || {
-                crate::frontend::ensure_built(&dir, &dist, &stamp, quiet)
-            })
-        });
-
-        let build_settings = options.build_settings();
-        let functions = {
-            let manifest = manifest.clone();
-            let settings = build_settings.clone();
-            tokio::task::spawn_blocking(move || build_functions(&manifest, &settings))
-                .await
-                .map_err(|e| {
-                    StackError::Build(BuildError::Spawn(std::io::Error::other(e.to_string())))
-                })??
-        };
-        let frontend_unavailable = match frontend_build {
-            Some(build) => match build.await {
-                Ok(Ok(_)) => None,
-                Ok(Err(e)) => {
-                    tracing::error!("the frontend is not served: {e}");
-                    Some(e.to_string())
-                }
-                Err(e) => Some(format!("the frontend build stopped: {e}")),
-            },
-            None => None,
-        };
-
         let stage = &manifest.api.stage;
         let urls = Arc::new(StackUrls {
             api: format!("http://127.0.0.1:{}/{stage}", port_of(&api_listener)),
@@ -313,20 +265,25 @@ impl Stack {
         // The @connections endpoint; Terraform sets the real API's URL.
         let websocket_endpoint = format!("http://127.0.0.1:{}/{stage}", port_of(&ws_listener));
         shared_env.insert("WOOCOM_WEBSOCKET_ENDPOINT".to_owned(), websocket_endpoint);
+
+        // The services, empty; `apply` configures them from dev.toml as
+        // hot reload does for an edit.
+        let dynamodb = DynamoDb::open(options.data.clone())?;
         let lambda = LambdaHost::new(
             HostSettings {
                 region: manifest.stack.region.clone(),
                 account_id: manifest.stack.account_id.clone(),
                 shared_env,
             },
-            functions,
+            Vec::new(),
         );
+        let invoker: Arc<dyn Invoker> = Arc::new(lambda.clone());
         let rest_api = RestApi::new(
             api_id(&manifest.stack.name),
             manifest.stack.account_id.clone(),
             manifest.api.clone(),
-            manifest.routes.clone(),
-            lambda.clone(),
+            Vec::new(),
+            invoker.clone(),
         );
         rest_api
             .port
@@ -334,16 +291,73 @@ impl Stack {
         let websocket_api = WebSocketGateway::new(
             api_id(&format!("{}/websocket", manifest.stack.name)),
             stage.clone(),
-            manifest.websocket.clone().unwrap_or_default(),
+            Default::default(),
             std::time::Duration::from_millis(manifest.api.integration_timeout_ms),
-            lambda.clone(),
+            invoker.clone(),
         );
         websocket_api
             .port
             .store(port_of(&ws_listener), std::sync::atomic::Ordering::Relaxed);
+        let mappings = EventSourceMappings::new(dynamodb.clone(), invoker, &manifest.stack.region);
+        let services = Services {
+            lambda: lambda.clone(),
+            rest: rest_api.clone(),
+            websocket: websocket_api.clone(),
+            dynamodb: dynamodb.clone(),
+            mappings: mappings.clone(),
+        };
 
-        // Stream pollers need the Lambda host; they start reading at once.
-        let streams = Streams::start(&manifest, dynamodb.clone(), lambda.clone());
+        // Tables are reconciled first: a dev.toml change DynamoDB cannot
+        // apply is reported before a long build. Functions are held until
+        // built: stream mappings start now and their first batches wait.
+        let applied = apply::apply(&services, None, &manifest).await?;
+        for change in &applied.changes {
+            tracing::info!("{change}");
+        }
+        dynamodb.start_ttl_sweeper();
+        if options.seed_new_tables {
+            for (table, items) in
+                crate::seed::seed_tables(&dynamodb, &manifest, &applied.tables.created).await?
+            {
+                tracing::info!(table = %table, items, "loaded seed data");
+            }
+        }
+
+        // The frontend builds (npm) while cargo builds the functions.
+        let frontend_build = frontend_dirs.clone().map(|(dir, dist)| {
+            let stamp = manifest.root().join(".woocom").join("frontend-build.stamp");
+            let quiet = options.quiet_build;
+            tokio::task::spawn_blocking(move || {
+                crate::frontend::ensure_built(&dir, &dist, &stamp, quiet)
+            })
+        });
+
+        let build_settings = options.build_settings();
+        let functions = {
+            let manifest = manifest.clone();
+            let settings = build_settings.clone();
+            tokio::task::spawn_blocking(move || build_functions(&manifest, &settings))
+                .await
+                .map_err(|e| {
+                    StackError::Build(BuildError::Spawn(std::io::Error::other(e.to_string())))
+                })??
+        };
+        for spec in functions {
+            lambda.put_function(spec);
+        }
+        let held: Vec<String> = applied.to_build.iter().cloned().collect();
+        lambda.release(&held);
+        let frontend_unavailable = match frontend_build {
+            Some(build) => match build.await {
+                Ok(Ok(_)) => None,
+                Ok(Err(e)) => {
+                    tracing::error!("the frontend is not served: {e}");
+                    Some(e.to_string())
+                }
+                Err(e) => Some(format!("the frontend build stopped: {e}")),
+            },
+            None => None,
+        };
 
         let (shutdown, _) = watch::channel(false);
         let serve = |listener: TcpListener, router: axum::Router| {
@@ -367,7 +381,7 @@ impl Stack {
                     urls: urls.clone(),
                     dynamodb: dynamodb.clone(),
                 })
-                .merge(crate::streams::http::router(streams.clone())),
+                .merge(crate::event_source_mapping::http::router(mappings.clone())),
             ),
         ];
         if let (Some(listener), Some((_, dist))) = (frontend_listener, frontend_dirs) {
@@ -384,10 +398,8 @@ impl Stack {
         let (reload_events, _) = tokio::sync::broadcast::channel(64);
         if options.watch {
             let reloader = Reloader {
-                manifest: manifest.clone(),
-                lambda: lambda.clone(),
-                rest: rest_api.clone(),
-                dynamodb: dynamodb.clone(),
+                manifest: applied.running,
+                services,
                 build: build_settings,
                 events: reload_events.clone(),
             };
@@ -400,7 +412,7 @@ impl Stack {
             rest: rest_api,
             websocket: websocket_api,
             dynamodb,
-            streams,
+            mappings,
             shutdown,
             servers,
             reload_events,
@@ -439,16 +451,16 @@ impl Stack {
         &self.dynamodb
     }
 
-    /// Stream delivery: each subscription's position, the dead-letter
-    /// queues, replay.
-    pub fn streams(&self) -> &Arc<Streams> {
-        &self.streams
+    /// Event source mappings (stream delivery): each subscription's
+    /// position, the dead-letter queues, replay.
+    pub fn event_source_mappings(&self) -> &Arc<EventSourceMappings> {
+        &self.mappings
     }
 
     /// Stops the listeners and every function process, and waits for them.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
-        self.streams.shutdown().await;
+        self.mappings.shutdown().await;
         self.websocket.shutdown().await;
         self.lambda.shutdown().await;
         for server in self.servers.drain(..) {

@@ -1,7 +1,10 @@
-//! Lambda event filtering (`FilterCriteria`): EventBridge-style patterns
-//! matched against each stream record as it would be delivered. A record is
-//! kept when any pattern matches; others are dropped (never sent, never
-//! retried).
+//! Event patterns, the one matching engine of the devserver: Lambda event
+//! filtering (`FilterCriteria` of an event source mapping: a record is kept
+//! when any pattern matches, others are dropped, never sent, never
+//! retried), and next EventBridge rules and SNS filter policies.
+//!
+//! A pattern is parsed once, when `dev.toml` is read; a bad one is refused
+//! there with the line and the problem.
 //!
 //! Supported: exact values (string, number, boolean, `null`), `prefix`,
 //! `suffix`, `equals-ignore-case`, `anything-but` (value, list, or
@@ -17,6 +20,15 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, PartialEq)]
 pub struct FilterPattern {
     root: Map<String, Value>,
+    /// The pattern as written (what Terraform deploys).
+    text: String,
+}
+
+/// Serialized as written, as `FilterCriteria` carries it.
+impl serde::Serialize for FilterPattern {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
 }
 
 impl FilterPattern {
@@ -31,7 +43,15 @@ impl FilterPattern {
             return Err("a pattern needs at least one field".to_owned());
         }
         check_object(&root, "")?;
-        Ok(FilterPattern { root })
+        Ok(FilterPattern {
+            root,
+            text: text.to_owned(),
+        })
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
     }
 
     pub fn matches(&self, record: &Value) -> bool {

@@ -17,11 +17,12 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{Streams, StreamsError};
+use super::source::SourceError;
+use super::{EventSourceMappings, MappingError};
 
 pub const STREAMS_PATH: &str = "/_woocom/streams";
 
-pub fn router(streams: Arc<Streams>) -> Router {
+pub fn router(streams: Arc<EventSourceMappings>) -> Router {
     Router::new()
         .route(&format!("{STREAMS_PATH}/status"), get(status))
         .route(&format!("{STREAMS_PATH}/dlq"), get(dlq_list))
@@ -31,24 +32,29 @@ pub fn router(streams: Arc<Streams>) -> Router {
         .with_state(streams)
 }
 
-impl IntoResponse for StreamsError {
+impl IntoResponse for MappingError {
     fn into_response(self) -> Response {
         let status = match &self {
-            StreamsError::UnknownSubscription(_) | StreamsError::UnknownEntry(_) => {
+            MappingError::UnknownSubscription(_) | MappingError::UnknownEntry(_) => {
                 StatusCode::NOT_FOUND
             }
-            StreamsError::BadRequest(_) | StreamsError::NoStream(_) => StatusCode::BAD_REQUEST,
-            StreamsError::Engine(_) | StreamsError::Invoke(_) => StatusCode::BAD_GATEWAY,
+            MappingError::BadRequest(_)
+            | MappingError::Source(SourceError::Missing(_) | SourceError::BadRequest(_)) => {
+                StatusCode::BAD_REQUEST
+            }
+            MappingError::Source(SourceError::Read(_)) | MappingError::Invoke(_) => {
+                StatusCode::BAD_GATEWAY
+            }
         };
         (status, Json(json!({ "message": self.to_string() }))).into_response()
     }
 }
 
-async fn status(State(streams): State<Arc<Streams>>) -> Response {
+async fn status(State(streams): State<Arc<EventSourceMappings>>) -> Response {
     Json(json!({ "subscriptions": streams.status().await })).into_response()
 }
 
-async fn dlq_list(State(streams): State<Arc<Streams>>) -> Response {
+async fn dlq_list(State(streams): State<Arc<EventSourceMappings>>) -> Response {
     let entries: Vec<serde_json::Value> = streams
         .dlq_entries()
         .into_iter()
@@ -69,14 +75,20 @@ async fn dlq_list(State(streams): State<Arc<Streams>>) -> Response {
     Json(json!({ "entries": entries })).into_response()
 }
 
-async fn dlq_show(State(streams): State<Arc<Streams>>, Path(id): Path<String>) -> Response {
+async fn dlq_show(
+    State(streams): State<Arc<EventSourceMappings>>,
+    Path(id): Path<String>,
+) -> Response {
     match streams.dlq_entry(&id) {
         Ok(e) => Json(e).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
-async fn redrive(State(streams): State<Arc<Streams>>, Path(id): Path<String>) -> Response {
+async fn redrive(
+    State(streams): State<Arc<EventSourceMappings>>,
+    Path(id): Path<String>,
+) -> Response {
     match streams.redrive(&id).await {
         Ok(v) => Json(v).into_response(),
         Err(e) => e.into_response(),
@@ -90,11 +102,14 @@ struct ReplayRequest {
     to: String,
 }
 
-async fn replay(State(streams): State<Arc<Streams>>, body: axum::body::Bytes) -> Response {
+async fn replay(
+    State(streams): State<Arc<EventSourceMappings>>,
+    body: axum::body::Bytes,
+) -> Response {
     let request: ReplayRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
-            return StreamsError::BadRequest(format!(
+            return MappingError::BadRequest(format!(
                 "expected {{\"subscription\", \"from\", \"to\"}}: {e}"
             ))
             .into_response();

@@ -1,0 +1,245 @@
+//! Asynchronous invocation (`InvocationType: Event`) with Lambda's
+//! semantics: the caller gets the request id at once; the event waits in
+//! the function's queue; a failing invocation is retried
+//! (`MaximumRetryAttempts`, 0-2) with the same request id, and an event
+//! older than `MaximumEventAgeInSeconds` is discarded instead of run.
+//! <https://docs.aws.amazon.com/lambda/latest/dg/invocation-async.html>,
+//! <https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html>
+//!
+//! Differences from AWS, on purpose:
+//! - Lambda waits about one and then two minutes between retries of a
+//!   function error; locally that would only slow the feedback loop, so
+//!   the waits are one and two seconds ([`RETRY_DELAYS`]).
+//! - Lambda's own queue is effectively unbounded; here each function's
+//!   queue holds at most [`MAX_QUEUED_EVENTS`] events and
+//!   [`MAX_QUEUED_BYTES`] of payload, so a burst cannot grow the devserver
+//!   without limit. Beyond it the Invoke API answers as Lambda does when it
+//!   throttles: `429 TooManyRequestsException`.
+//!
+//! Invariant: an event counts against its function's queue from the
+//! moment `invoke_event` accepts it until its last attempt ends (success,
+//! discard, or shutdown).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use super::{InvokeRequest, LambdaError, LambdaHost};
+use crate::manifest::EventInvokeConfig;
+
+/// Waits before the first and second retry of a function error.
+pub const RETRY_DELAYS: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(2)];
+/// Longest wait between attempts when the function could not be run at
+/// all (Lambda retries throttles and system errors until the event's age
+/// runs out, backing off up to five minutes; here up to ten seconds).
+const MAX_NOT_RUN_BACKOFF: Duration = Duration::from_secs(10);
+/// Events one function's queue holds before `invoke_event` refuses more.
+pub const MAX_QUEUED_EVENTS: usize = 1_000;
+/// Payload bytes one function's queue holds (32 events of 1 MB, Lambda's
+/// asynchronous payload limit).
+pub const MAX_QUEUED_BYTES: usize = 32 * 1024 * 1024;
+
+/// Events and bytes waiting (or running) per function.
+#[derive(Default)]
+struct Load {
+    events: AtomicUsize,
+    bytes: AtomicUsize,
+}
+
+/// Every function's asynchronous queue.
+#[derive(Default)]
+pub(crate) struct EventQueues {
+    loads: Mutex<HashMap<String, Arc<Load>>>,
+}
+
+/// An event's claim on its function's queue, released on drop.
+struct Slot {
+    load: Arc<Load>,
+    bytes: usize,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.load.events.fetch_sub(1, Ordering::AcqRel);
+        self.load.bytes.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+impl EventQueues {
+    fn load(&self, function: &str) -> Arc<Load> {
+        self.loads
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(function.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    pub fn queued(&self, function: &str) -> usize {
+        self.load(function).events.load(Ordering::Acquire)
+    }
+
+    fn claim(&self, function: &str, bytes: usize) -> Result<Slot, LambdaError> {
+        let load = self.load(function);
+        let events = load.events.fetch_add(1, Ordering::AcqRel) + 1;
+        let queued = load.bytes.fetch_add(bytes, Ordering::AcqRel) + bytes;
+        // Constructed first so that a refusal gives the claim back.
+        let slot = Slot { load, bytes };
+        if events > MAX_QUEUED_EVENTS || queued > MAX_QUEUED_BYTES {
+            tracing::warn!(
+                function,
+                events = events - 1,
+                bytes = queued - bytes,
+                "asynchronous invocation refused: the function's event queue is full"
+            );
+            return Err(LambdaError::TooManyRequests(format!(
+                "Rate Exceeded. The asynchronous event queue of {function} holds {} events ({} bytes); the devserver keeps at most {MAX_QUEUED_EVENTS} events or {MAX_QUEUED_BYTES} bytes per function",
+                events - 1,
+                queued - bytes
+            )));
+        }
+        Ok(slot)
+    }
+
+    /// Accepts an event for `function` and starts its delivery; returns the
+    /// request id every attempt will carry.
+    pub fn enqueue(
+        &self,
+        host: Weak<LambdaHost>,
+        function: &str,
+        config: EventInvokeConfig,
+        mut request: InvokeRequest,
+    ) -> Result<String, LambdaError> {
+        let slot = self.claim(function, request.payload.len())?;
+        let request_id = request
+            .request_id
+            .get_or_insert_with(|| uuid::Uuid::new_v4().to_string())
+            .clone();
+        // The caller's wait does not apply to an event: nobody waits.
+        request.caller_timeout = None;
+        request.tail_logs = false;
+        tokio::spawn(deliver(host, function.to_owned(), config, request, slot));
+        Ok(request_id)
+    }
+}
+
+/// Why an event was given up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiscardReason {
+    /// `MaximumEventAgeInSeconds` passed before a successful attempt.
+    EventAgeExceeded,
+    /// The function failed on every attempt (`MaximumRetryAttempts`).
+    RetriesExhausted,
+    /// The function no longer exists.
+    FunctionRemoved,
+}
+
+impl DiscardReason {
+    /// The condition as Lambda's failure destination record names it.
+    pub fn condition(self) -> &'static str {
+        match self {
+            DiscardReason::EventAgeExceeded => "EventAgeExceeded",
+            DiscardReason::RetriesExhausted => "RetriesExhausted",
+            DiscardReason::FunctionRemoved => "ResourceNotFound",
+        }
+    }
+}
+
+async fn deliver(
+    host: Weak<LambdaHost>,
+    function: String,
+    config: EventInvokeConfig,
+    request: InvokeRequest,
+    _slot: Slot,
+) {
+    let accepted = Instant::now();
+    let max_age = Duration::from_secs(u64::from(config.maximum_event_age_in_seconds));
+    let request_id = request.request_id.clone().unwrap_or_default();
+    let mut failures: u32 = 0;
+    let mut not_run: u32 = 0;
+    let reason = loop {
+        if accepted.elapsed() > max_age {
+            break DiscardReason::EventAgeExceeded;
+        }
+        let Some(host) = host.upgrade() else {
+            return;
+        };
+        let outcome = host.invoke(&function, request.clone()).await;
+        drop(host);
+        let wait = match outcome {
+            Ok(result) if result.function_error.is_none() => return,
+            Ok(result) => {
+                failures += 1;
+                tracing::warn!(
+                    function = %function,
+                    request_id = %request_id,
+                    attempt = failures,
+                    "asynchronous invocation failed: {}",
+                    String::from_utf8_lossy(&result.payload)
+                );
+                if failures > config.maximum_retry_attempts {
+                    break DiscardReason::RetriesExhausted;
+                }
+                RETRY_DELAYS[(failures as usize - 1).min(RETRY_DELAYS.len() - 1)]
+            }
+            Err(LambdaError::ShuttingDown) => return,
+            Err(LambdaError::FunctionNotFound { .. }) => break DiscardReason::FunctionRemoved,
+            Err(e) => {
+                // Not run at all (too large, ...): retried until the event
+                // is too old, as Lambda retries throttles, backing off.
+                not_run += 1;
+                tracing::warn!(function = %function, request_id = %request_id,
+                    "asynchronous invocation not run: {e}");
+                Duration::from_millis(100)
+                    .saturating_mul(1 << not_run.min(10))
+                    .min(MAX_NOT_RUN_BACKOFF)
+            }
+        };
+        let left = max_age.saturating_sub(accepted.elapsed());
+        tokio::time::sleep(wait.min(left + Duration::from_millis(1))).await;
+    };
+    tracing::warn!(
+        function = %function,
+        request_id = %request_id,
+        condition = reason.condition(),
+        attempts = failures,
+        "asynchronous event discarded"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_queue_refuses_and_a_finished_event_frees_its_place() {
+        let queues = EventQueues::default();
+        let mut slots = Vec::new();
+        for _ in 0..MAX_QUEUED_EVENTS {
+            slots.push(queues.claim("f", 1).expect("room"));
+        }
+        assert!(matches!(
+            queues.claim("f", 1),
+            Err(LambdaError::TooManyRequests(_))
+        ));
+        // A refused claim takes nothing; other functions have their own.
+        assert_eq!(queues.queued("f"), MAX_QUEUED_EVENTS);
+        assert!(queues.claim("g", 1).is_ok());
+        slots.pop();
+        assert!(queues.claim("f", 1).is_ok());
+    }
+
+    #[test]
+    fn the_queue_is_bounded_in_bytes_too() {
+        let queues = EventQueues::default();
+        let mb = 1024 * 1024;
+        let held: Vec<Slot> = (0..MAX_QUEUED_BYTES / mb)
+            .map(|_| queues.claim("f", mb).expect("room"))
+            .collect();
+        assert!(queues.claim("f", mb).is_err());
+        drop(held);
+        assert_eq!(queues.queued("f"), 0);
+        assert!(queues.claim("f", mb).is_ok());
+    }
+}
