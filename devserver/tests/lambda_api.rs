@@ -232,6 +232,55 @@ async fn event_and_dry_run_invocations() {
     stack.shutdown().await;
 }
 
+/// Regression: an `Event` invocation answered 202 with one request id
+/// while the function saw another, and each retry got a new one. Lambda
+/// keeps the invocation's id for all its attempts.
+#[tokio::test]
+async fn event_invocations_keep_their_request_id_through_retries() {
+    let stack = probe_stack().await;
+    let client = lambda_client(&stack).await;
+    let dir = common::TempDir::new("event-retries");
+    let log = dir.join("attempts.log");
+    let payload = serde_json::json!({ "probe": "record", "path": log, "fail": true });
+    let out = client
+        .invoke()
+        .function_name("probe")
+        .invocation_type(InvocationType::Event)
+        .payload(Blob::new(payload.to_string()))
+        .send()
+        .await
+        .expect("event invoke");
+    assert_eq!(out.status_code(), 202);
+    let request_id = out.request_id().expect("x-amzn-RequestId").to_owned();
+    // The first attempt and Lambda's two retries (1 s and 2 s apart here).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let attempts = loop {
+        let lines: Vec<Value> = std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("JSON line"))
+            .collect();
+        if lines.len() >= 3 {
+            break lines;
+        }
+        assert!(std::time::Instant::now() < deadline, "attempts: {lines:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    for attempt in &attempts {
+        assert_eq!(attempt["request_id"], request_id.as_str(), "{attempts:?}");
+        assert_eq!(attempt["event"]["probe"], "record");
+    }
+    // MaximumRetryAttempts is 2: no fourth attempt.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let total = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .count();
+    assert_eq!(total, 3);
+    assert_eq!(stack.lambda().queued_events("probe"), 0);
+    stack.shutdown().await;
+}
+
 #[tokio::test]
 async fn invoke_api_errors_have_aws_error_codes() {
     let stack = probe_stack().await;

@@ -8,7 +8,9 @@
 //! the request body / the `response` field verbatim as the result),
 //! `sleep` (`ms`), `panic`, `exit` (`code`), `error`, `big` (`bytes`),
 //! `ok` (a fixed small proxy response at once, without logging: for
-//! benchmarks, so the function's own work does not dominate).
+//! benchmarks, so the function's own work does not dominate), `record`
+//! (append `{"request_id", "event"}` to the file `path` as one line, then
+//! fail when `fail` is true: asynchronous invocation tests count attempts).
 //! `PROBE_FAIL_INIT=1` makes it fail before reaching the Runtime API.
 //!
 //! WebSocket events (`requestContext.eventType` present) are handled by
@@ -88,6 +90,14 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
         "panic" => panic!("probe panicked on purpose"),
         "exit" => std::process::exit(number(&args["code"]) as i32),
         "error" => return Err("probe failed on purpose".into()),
+        "record" => {
+            let line = json!({ "request_id": context.request_id, "event": payload });
+            append_line(args["path"].as_str().unwrap_or("probe-record.log"), &line)?;
+            if args["fail"].as_bool() == Some(true) {
+                return Err("probe failed on purpose".into());
+            }
+            return Ok(json!({ "recorded": true }));
+        }
         "big" => {
             let body = "x".repeat(number(&args["bytes"]) as usize);
             return Ok(if is_api {
