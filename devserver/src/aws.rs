@@ -20,7 +20,7 @@ pub const HEALTH_PATH: &str = "/_woocom/health";
 #[derive(Clone)]
 pub struct AwsEndpoint {
     pub lambda: Arc<LambdaHost>,
-    pub urls: Arc<crate::stack::StackUrls>,
+    pub urls: Arc<crate::urls::StackUrls>,
     pub dynamodb: Arc<DynamoDb>,
 }
 

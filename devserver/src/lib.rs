@@ -17,6 +17,8 @@ pub mod lambda;
 pub mod manifest;
 pub mod reload;
 pub mod seed;
+pub mod services;
 pub mod stack;
+pub mod urls;
 
 pub use stack::{Stack, StackOptions, StackUrls};

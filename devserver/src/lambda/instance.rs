@@ -6,23 +6,32 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use axum::http::HeaderValue;
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use tokio::process::Command;
 use tokio::sync::{Notify, oneshot};
 
+use super::invocation::{Completion, Dispatch, Pending};
 use super::logs::{self, LogTarget};
-use super::pool::{Completion, FunctionPool, Pending};
 use super::{FunctionSpec, HostSettings, LATEST};
 
-/// What `/next` hands the runtime.
-#[derive(Debug)]
-pub(crate) struct Dispatch {
-    pub request_id: String,
-    pub payload: Bytes,
-    pub client_context: Option<String>,
-    pub trace_id: String,
-    /// Epoch milliseconds; set when the invocation starts on an instance.
-    pub deadline_ms: u64,
+/// What an instance needs from whoever schedules it (its function's pool).
+pub(crate) trait Scheduler: Send + Sync {
+    /// The next invocation for `instance`, waiting for one; `None` when the
+    /// instance should stop (old version, shutdown). `first` is its first
+    /// call to `/next` (it has finished starting).
+    fn next<'a>(
+        &'a self,
+        instance: &'a Arc<Instance>,
+        first: bool,
+    ) -> BoxFuture<'a, Option<Dispatch>>;
+
+    /// The instance's process has exited.
+    fn instance_exited(&self, instance: &Instance, reached_next: bool, init_error: Option<Bytes>);
+
+    /// The function's ARN as `/next` sends it.
+    fn arn_header(&self) -> HeaderValue;
 }
 
 struct InFlight {
@@ -45,7 +54,8 @@ struct InstanceState {
 pub(crate) struct Instance {
     pub id: u64,
     pub generation: u64,
-    pub pool: Weak<FunctionPool>,
+    /// Whoever schedules this instance (its function's pool).
+    pub scheduler: Weak<dyn Scheduler>,
     state: Mutex<InstanceState>,
     stop: Notify,
     /// Wakes the monitor when an invocation starts, so it can watch the
@@ -62,11 +72,11 @@ enum Abort {
 }
 
 impl Instance {
-    pub fn new(id: u64, generation: u64, pool: Weak<FunctionPool>) -> Arc<Instance> {
+    pub fn new(id: u64, generation: u64, scheduler: Weak<dyn Scheduler>) -> Arc<Instance> {
         Arc::new(Instance {
             id,
             generation,
-            pool,
+            scheduler,
             state: Mutex::new(InstanceState::default()),
             stop: Notify::new(),
             started: Notify::new(),
@@ -308,7 +318,7 @@ impl Instance {
                 "instance exited: {reason}"
             );
         }
-        if let Some(pool) = self.pool.upgrade() {
+        if let Some(pool) = self.scheduler.upgrade() {
             let init_error = init_error.or_else(|| {
                 (!reached_next)
                     .then(|| super::error_payload("Runtime.ExitError", &format!("Error: {reason}")))
@@ -380,14 +390,14 @@ pub(crate) async fn run(instance: Arc<Instance>, spec: Arc<FunctionSpec>, settin
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner) = child.id();
     let readers = [
-        child
-            .stdout
-            .take()
-            .map(|out| tokio::spawn(logs::read(instance.clone(), name.clone(), out))),
-        child
-            .stderr
-            .take()
-            .map(|err| tokio::spawn(logs::read(instance.clone(), name.clone(), err))),
+        child.stdout.take().map(|out| {
+            let instance = instance.clone();
+            tokio::spawn(logs::read(move || instance.log_target(), name.clone(), out))
+        }),
+        child.stderr.take().map(|err| {
+            let instance = instance.clone();
+            tokio::spawn(logs::read(move || instance.log_target(), name.clone(), err))
+        }),
     ];
 
     // The monitor sleeps until the current invocation's deadline and is not
@@ -426,8 +436,11 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-pub(crate) fn log_target(instance: &Instance) -> Option<LogTarget> {
-    instance.lock().log_target.clone()
+impl Instance {
+    /// The invocation output is attributed to now.
+    fn log_target(&self) -> Option<LogTarget> {
+        self.lock().log_target.clone()
+    }
 }
 
 /// The environment Lambda gives a `provided.al2023` function, plus the

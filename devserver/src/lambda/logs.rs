@@ -7,8 +7,6 @@ use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
-use super::instance::{self, Instance};
-
 /// Target of the tracing events that carry function output.
 pub const FUNCTION_LOG_TARGET: &str = "function";
 
@@ -40,10 +38,16 @@ pub(crate) fn emit(function: &str, target: Option<&LogTarget>, line: &str) {
     }
 }
 
-pub(crate) async fn read(instance: Arc<Instance>, function: String, pipe: impl AsyncRead + Unpin) {
+/// Emits each line of a process' output, attributed to the invocation
+/// `current` names when the line arrives.
+pub(crate) async fn read(
+    current: impl Fn() -> Option<LogTarget>,
+    function: String,
+    pipe: impl AsyncRead + Unpin,
+) {
     let mut lines = BufReader::new(pipe).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        let target = instance::log_target(&instance);
+        let target = current();
         emit(&function, target.as_ref(), &line);
     }
 }

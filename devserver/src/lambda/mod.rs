@@ -10,6 +10,7 @@
 pub mod build;
 pub mod event_invoke;
 mod instance;
+mod invocation;
 pub mod invoke_api;
 mod logs;
 mod pool;
@@ -152,7 +153,7 @@ pub struct LambdaHost {
     settings: HostSettings,
     functions: RwLock<HashMap<String, Arc<FunctionPool>>>,
     /// Functions being rebuilt: their invocations wait, so that none runs
-    /// the old code once the new build is ready (see `crate::reload`).
+    /// the old code once the new build is ready (hot reload holds them).
     held: tokio::sync::watch::Sender<BTreeSet<String>>,
     /// The last failed build of a function, while its old version serves.
     build_errors: RwLock<HashMap<String, String>>,

@@ -17,22 +17,9 @@ use axum::http::HeaderValue;
 use bytes::Bytes;
 use tokio::sync::{Notify, oneshot};
 
-use super::instance::{self, Dispatch, Instance};
+use super::instance::{self, Instance, Scheduler};
+use super::invocation::{Completion, Dispatch, Pending};
 use super::{FunctionSpec, HostSettings, InvokeRequest, InvokeResponse, LambdaError};
-
-/// What an instance reports when an invocation ends.
-#[derive(Debug)]
-pub(crate) enum Completion {
-    Response(Bytes),
-    Error(Bytes),
-}
-
-/// An invocation waiting for an instance.
-pub(crate) struct Pending {
-    pub dispatch: Dispatch,
-    pub done: oneshot::Sender<Completion>,
-    pub log: Option<Arc<Mutex<String>>>,
-}
 
 struct Waiter {
     instance: Arc<Instance>,
@@ -191,7 +178,8 @@ impl FunctionPool {
             state.next_instance_id += 1;
             state.live += 1;
             state.starting += 1;
-            let instance = Instance::new(id, state.generation, self.me.clone());
+            let scheduler: Weak<dyn Scheduler> = self.me.clone();
+            let instance = Instance::new(id, state.generation, scheduler);
             state.instances.retain(|w| w.strong_count() > 0);
             state.instances.push(Arc::downgrade(&instance));
             let spec = state.spec.clone();
@@ -287,5 +275,23 @@ impl FunctionPool {
             }
         };
         let _ = tokio::time::timeout(limit, wait).await;
+    }
+}
+
+impl Scheduler for FunctionPool {
+    fn next<'a>(
+        &'a self,
+        instance: &'a Arc<Instance>,
+        first: bool,
+    ) -> futures_util::future::BoxFuture<'a, Option<Dispatch>> {
+        Box::pin(FunctionPool::next(self, instance, first))
+    }
+
+    fn instance_exited(&self, instance: &Instance, reached_next: bool, init_error: Option<Bytes>) {
+        FunctionPool::instance_exited(self, instance, reached_next, init_error);
+    }
+
+    fn arn_header(&self) -> HeaderValue {
+        self.arn_header.clone()
     }
 }

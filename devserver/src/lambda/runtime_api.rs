@@ -16,7 +16,7 @@ use bytes::Bytes;
 
 use super::MAX_RUNTIME_RESPONSE;
 use super::instance::Instance;
-use super::pool::Completion;
+use super::invocation::Completion;
 
 pub const API_VERSION: &str = "2018-06-01";
 
@@ -81,7 +81,7 @@ async fn next(State(instance): State<Arc<Instance>>) -> Response {
             return error(StatusCode::FORBIDDEN, "InvalidStateTransition", message);
         }
     };
-    let Some(pool) = instance.pool.upgrade() else {
+    let Some(pool) = instance.scheduler.upgrade() else {
         return std::future::pending().await;
     };
     let Some(dispatch) = pool.next(&instance, first).await else {
@@ -99,7 +99,7 @@ async fn next(State(instance): State<Arc<Instance>>) -> Response {
         headers::DEADLINE_MS,
         HeaderValue::from(dispatch.deadline_ms),
     );
-    h.insert(headers::FUNCTION_ARN, pool.arn_header.clone());
+    h.insert(headers::FUNCTION_ARN, pool.arn_header());
     set(h, headers::TRACE_ID, &dispatch.trace_id);
     if let Some(cc) = &dispatch.client_context {
         set(h, headers::CLIENT_CONTEXT, cc);

@@ -12,7 +12,7 @@
 //!   serving and the error is shown (terminal, `x-woocom-build-error`);
 //! - an invalid `dev.toml` edit is rejected whole; the running
 //!   configuration stays. A valid one is applied by the same function that
-//!   configures the stack at start ([`crate::stack::apply`]).
+//!   configures the stack at start ([`crate::services::apply`]).
 
 pub mod graph;
 
@@ -27,7 +27,7 @@ use tokio::sync::{broadcast, mpsc};
 use crate::lambda::FunctionSpec;
 use crate::lambda::build::{self, BinTarget, BuildError, BuildSettings};
 use crate::manifest::Manifest;
-use crate::stack::apply::{self, Services};
+use crate::services::{self, Services};
 use graph::CrateGraph;
 
 /// Quiet time after the last file event before a build starts: an editor's
@@ -359,7 +359,7 @@ impl State {
                 return BTreeSet::new();
             }
         };
-        let applied = match apply::apply(
+        let applied = match services::apply(
             &self.reloader.services,
             Some(&self.reloader.manifest),
             &new,

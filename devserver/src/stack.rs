@@ -14,8 +14,6 @@
 //! # Ok(()) }
 //! ```
 
-pub mod apply;
-
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -34,7 +32,8 @@ use crate::lambda::build::{self, BinTarget, BuildError};
 use crate::lambda::{FunctionSpec, HostSettings, Invoker, LambdaHost};
 use crate::manifest::{LoadError, Manifest, Ports};
 use crate::reload::{ReloadError, ReloadEvent, Reloader};
-use apply::{ApplyError, Services};
+use crate::services::{self, ApplyError, Services};
+pub use crate::urls::StackUrls;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StackError {
@@ -127,23 +126,6 @@ impl StackOptions {
         self.quiet_build = true;
         self
     }
-}
-
-/// The base URLs of a running stack, as `--ready-file` writes them.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct StackUrls {
-    /// REST API invoke URL with the stage: `http://127.0.0.1:<port>/<stage>`.
-    pub api: String,
-    /// WebSocket API URL with the stage.
-    pub websocket: String,
-    /// The AWS endpoint for the SDKs (`endpoint_url`): Lambda, DynamoDB, ...
-    pub aws: String,
-    /// Health endpoint.
-    pub health: String,
-    /// The built frontend, served as CloudFront serves it (with
-    /// `StackOptions::frontend` and a `[frontend]` section).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub frontend: Option<String>,
 }
 
 pub struct Stack {
@@ -310,7 +292,7 @@ impl Stack {
         // Tables are reconciled first: a dev.toml change DynamoDB cannot
         // apply is reported before a long build. Functions are held until
         // built: stream mappings start now and their first batches wait.
-        let applied = apply::apply(&services, None, &manifest).await?;
+        let applied = services::apply(&services, None, &manifest).await?;
         for change in &applied.changes {
             tracing::info!("{change}");
         }

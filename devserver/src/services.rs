@@ -1,4 +1,5 @@
-//! `dev.toml` applied to a stack's services, one way: [`apply`] takes the
+//! The services of one stack, and `dev.toml` applied to them one way:
+//! [`apply`] takes the
 //! running configuration (none at start) and the new one and brings each
 //! service to the new one. `Stack::start` and hot reload both call it, so a
 //! section behaves the same whether it was there at start or added later.
