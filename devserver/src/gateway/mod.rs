@@ -3,3 +3,6 @@
 
 pub mod rest;
 pub mod websocket;
+
+#[cfg(test)]
+mod router_tests;

@@ -287,7 +287,7 @@ impl Instance {
         aborted
     }
 
-    fn exited(&self, status: Option<std::process::ExitStatus>) {
+    pub(super) fn exited(&self, status: Option<std::process::ExitStatus>) {
         let (in_flight, reached_next, init_error, stopping) = {
             let mut state = self.lock();
             (

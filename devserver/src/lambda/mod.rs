@@ -15,6 +15,8 @@ pub mod invoke_api;
 mod logs;
 mod pool;
 mod runtime_api;
+#[cfg(test)]
+mod runtime_api_tests;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
