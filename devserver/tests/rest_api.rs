@@ -47,6 +47,7 @@ async fn proxy_event_carries_every_field_api_gateway_fills() {
     );
     let report = probe_report(response).await;
     let event = &report["event"];
+    common::golden::assert_matches("example-apigw-rest-request.json", event);
 
     // Every top-level key of the payload format 1.0.
     let expected: BTreeSet<String> = [

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
-use dynamodb_support::{TempDir, dynamodb, http, manifest};
+use dynamodb_support::{TempDir, dynamodb, golden, http, manifest};
 use serde_json::Value;
 use woocom_dev::{Stack, StackOptions};
 
@@ -186,6 +186,10 @@ async fn insert_modify_remove_carry_the_images_of_each_view_type() {
             assert_eq!(r["dynamodb"]["Keys"]["id"]["S"], "a");
         }
         let (insert, modify, remove) = (&records[0], &records[1], &records[2]);
+        if table == "both" {
+            golden::assert_matches("example-dynamodb-stream-insert.json", insert);
+            golden::assert_matches("example-dynamodb-stream-modify.json", modify);
+        }
         let view = modify["dynamodb"]["StreamViewType"]
             .as_str()
             .unwrap_or_default();

@@ -176,6 +176,7 @@ async fn connect_event_carries_query_string_headers_and_context() {
     let mut ws = connect(&stack, "?token=abc&tag=1&tag=2&q=a+b").await;
     let id = own_id(&mut ws).await;
     let event = wait_recorded(&log, "CONNECT").await;
+    common::golden::assert_matches("example-apigw-websocket-connect.json", &event);
 
     assert_eq!(
         keys(&event),

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod golden;
 pub mod sdk;
 
 use std::ops::Deref;

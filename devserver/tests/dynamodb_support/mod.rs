@@ -10,7 +10,7 @@ use woocom_dev::{Stack, StackOptions};
 #[path = "../common/mod.rs"]
 mod common;
 #[allow(unused_imports)] // each test binary uses its own share
-pub use common::{TempDir, fixture, function_workspace, manifest, sdk};
+pub use common::{TempDir, fixture, function_workspace, golden, manifest, sdk};
 
 /// The DynamoDB test stack (tests/fixtures/dynamodb.toml), in memory.
 pub async fn stack() -> Stack {
