@@ -35,29 +35,53 @@ use crate::reload::{ReloadError, ReloadEvent, Reloader};
 use crate::services::{self, ApplyError, Services};
 pub use crate::urls::StackUrls;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum StackError {
     #[error(transparent)]
+    #[diagnostic(transparent)]
     Manifest(#[from] LoadError),
     #[error(transparent)]
+    #[diagnostic(transparent)]
     Build(#[from] BuildError),
-    #[error(
-        "port {port} ({listener}) is already in use on 127.0.0.1: stop what holds it, change [ports] {listener} in dev.toml, or run with --free-ports"
+    #[error("port {port} ({listener}) is already in use on 127.0.0.1")]
+    #[diagnostic(
+        code(woocom::port_in_use),
+        help(
+            "stop what holds it, change [ports] {listener} in dev.toml, or run with --free-ports"
+        )
     )]
     PortInUse { listener: &'static str, port: u16 },
     #[error("cannot listen on 127.0.0.1:{port} ({listener}): {source}")]
+    #[diagnostic(
+        code(woocom::listen),
+        help("pick another [ports] {listener} in dev.toml, or run with --free-ports")
+    )]
     Bind {
         listener: &'static str,
         port: u16,
         source: std::io::Error,
     },
     #[error(transparent)]
+    #[diagnostic(transparent)]
     DynamoDb(#[from] DynamoDbError),
     #[error("hot reload cannot start: {0}")]
+    #[diagnostic(
+        code(woocom::watch),
+        help(
+            "raise the inotify watch limit (fs.inotify.max_user_watches), or run `up --no-watch`"
+        )
+    )]
     Reload(#[from] ReloadError),
     #[error(transparent)]
+    #[diagnostic(code(woocom::seed), help("fix the seed file at the item named"))]
     Seed(#[from] crate::seed::SeedError),
     #[error(transparent)]
+    #[diagnostic(
+        code(woocom::table_change),
+        help(
+            "DynamoDB cannot make this change in place: give the table a new name, or start clean with `woocom-dev reset`"
+        )
+    )]
     Apply(#[from] ApplyError),
 }
 

@@ -168,7 +168,15 @@ fn busy_port_is_named() {
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains(&format!("port {port} (api) is already in use")),
+        stderr.contains(&format!(
+            "error[woocom::port_in_use]: port {port} (api) is already in use"
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "help: stop what holds it, change [ports] api in dev.toml, or run with --free-ports"
+        ),
         "{stderr}"
     );
 }
@@ -343,4 +351,34 @@ async fn seed_loads_the_seed_files_with_or_without_a_running_stack() {
         .status();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_bad_dev_toml_is_reported_with_its_line_a_code_and_a_hint() {
+    let dir = temp_dir("bad-manifest");
+    let manifest = dir.join("dev.toml");
+    std::fs::write(
+        &manifest,
+        "[functions.hello]\ncrate = \"hello\"\n\n[[routes]]\nmethod = \"GET\"\npath = \"/hi\"\nfunction = \"helo\"\n",
+    )
+    .expect("write");
+    let out = woocom_dev()
+        .arg("--manifest")
+        .arg(&manifest)
+        .arg("up")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "error[woocom::manifest]: {}:7:12: route GET /hi: unknown function `helo` (declared: hello)",
+            manifest.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("help: fix dev.toml at the line shown"),
+        "{stderr}"
+    );
 }

@@ -108,8 +108,35 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprint!("{}", report(e.as_ref()));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error as the terminal shows it: `error[code]: message` and, when the
+/// error knows one, a `help:` line saying what to do.
+fn report(e: &(dyn std::error::Error + 'static)) -> String {
+    use miette::Diagnostic;
+    use woocom_dev::dynamodb::DynamoDbError;
+    use woocom_dev::lambda::build::BuildError;
+    use woocom_dev::manifest::LoadError;
+    use woocom_dev::stack::StackError;
+
+    let diagnostic: Option<&dyn Diagnostic> = None
+        .or_else(|| e.downcast_ref::<StackError>().map(|d| d as &dyn Diagnostic))
+        .or_else(|| e.downcast_ref::<LoadError>().map(|d| d as &dyn Diagnostic))
+        .or_else(|| e.downcast_ref::<BuildError>().map(|d| d as &dyn Diagnostic))
+        .or_else(|| {
+            e.downcast_ref::<DynamoDbError>()
+                .map(|d| d as &dyn Diagnostic)
+        });
+    let code = diagnostic
+        .and_then(|d| d.code())
+        .map_or_else(|| "woocom::error".to_owned(), |c| c.to_string());
+    let mut out = format!("error[{code}]: {e}\n");
+    if let Some(help) = diagnostic.and_then(|d| d.help()) {
+        out.push_str(&format!("  help: {help}\n"));
+    }
+    out
 }

@@ -83,26 +83,44 @@ pub const TTL_SWEEP_PERIOD: Duration = Duration::from_secs(1);
 /// workers overlap decoding and encoding with the call in progress.
 const ENGINE_WORKERS: usize = 4;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum DynamoDbError {
     #[error("cannot create the data folder {}: {source}", path.display())]
+    #[diagnostic(
+        code(woocom::data_folder),
+        help("check the folder's permissions, or pass `up --data DIR`")
+    )]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
     #[error("cannot open the DynamoDB database {}: {source}", path.display())]
+    #[diagnostic(
+        code(woocom::database),
+        help(
+            "if the file is damaged, `woocom-dev reset` starts the stack's tables afresh (their items are lost)"
+        )
+    )]
     Open {
         path: PathBuf,
         source: Box<dynoxide::DynoxideError>,
     },
-    #[error(
-        "{} is in use by another woocom-dev (pid {pid}): stop it first, or give this stack another [stack] name",
-        dir.display()
+    #[error("{} is in use by another woocom-dev (pid {pid})", dir.display())]
+    #[diagnostic(
+        code(woocom::data_in_use),
+        help("stop it first, or give this stack another [stack] name")
     )]
     InUse { dir: PathBuf, pid: u32 },
     #[error("cannot start the DynamoDB engine: {0}")]
+    #[diagnostic(code(woocom::engine))]
     Engine(std::io::Error),
     #[error(transparent)]
+    #[diagnostic(
+        code(woocom::table_change),
+        help(
+            "DynamoDB cannot make this change in place: give the table a new name, or start clean with `woocom-dev reset`"
+        )
+    )]
     Reconcile(Box<ReconcileError>),
 }
 

@@ -8,16 +8,29 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Condvar, LazyLock, Mutex, PoisonError};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum BuildError {
     #[error("cannot run cargo: {0}")]
+    #[diagnostic(
+        code(woocom::cargo),
+        help("install Rust with rustup (https://rustup.rs) so that `cargo` is on PATH")
+    )]
     Spawn(std::io::Error),
     #[error("cargo build failed for {packages}; the compiler's messages are above")]
+    #[diagnostic(
+        code(woocom::build_failed),
+        help("fix the first error above; `cargo build -p <package>` shows the messages again")
+    )]
     Failed { packages: String, errors: String },
     #[error("{0}")]
+    #[diagnostic(code(woocom::build))]
     Joined(String),
-    #[error(
-        "cargo built {package} but produced no binary `{bin}`: does the crate have a [[bin]] (src/main.rs)?"
+    #[error("cargo built {package} but produced no binary `{bin}`")]
+    #[diagnostic(
+        code(woocom::no_binary),
+        help(
+            "give the crate a binary (src/main.rs or a [[bin]]), or name one with `bin` in dev.toml's [functions.x]"
+        )
     )]
     NoBinary { package: String, bin: String },
 }

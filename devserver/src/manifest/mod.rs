@@ -29,14 +29,22 @@ pub struct ManifestError {
     pub message: String,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum LoadError {
     #[error("cannot read {}: {source}", path.display())]
+    #[diagnostic(
+        code(woocom::manifest_unreadable),
+        help("run woocom-dev in the folder that holds dev.toml, or pass --manifest PATH")
+    )]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
     #[error("{0}")]
+    #[diagnostic(
+        code(woocom::manifest),
+        help("fix dev.toml at the line shown; README.md's dev.toml section lists every key")
+    )]
     Invalid(#[from] ManifestError),
 }
 
