@@ -1,8 +1,9 @@
 //! Running Terraform for one stack: `dev-<name>`, `staging` or
-//! `production` (folders under `terraform/stacks/`), each with its own S3
-//! state (native S3 locking) and its own `.terraform` folder under
-//! `.woocom/terraform/<stack>` so stacks never share provider or backend
-//! settings.
+//! `production`. Every stack is the one root `terraform/stack`, given
+//! `-var-file=env/<environment>.tfvars` and `-var stack=<stack>`; each has
+//! its own S3 state object (`-backend-config=key=…`, native S3 locking) and
+//! its own `.terraform` folder under `.woocom/terraform/<stack>`, so stacks
+//! never share backend settings.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -86,8 +87,8 @@ impl std::fmt::Display for StackName {
 }
 
 impl StackName {
-    /// The folder under `terraform/stacks/`.
-    pub fn folder(&self) -> &'static str {
+    /// The environment: its settings are `terraform/stack/env/<environment>.tfvars`.
+    pub fn environment(&self) -> &'static str {
         match self {
             StackName::Developer(_) => "dev",
             StackName::Staging => "staging",
@@ -104,19 +105,25 @@ impl StackName {
         }
     }
 
+    /// The environment's tfvars file, relative to [`STACK_ROOT`].
+    pub fn var_file(&self) -> String {
+        format!("env/{}.tfvars", self.environment())
+    }
+
     /// `-var` arguments the stack's variables need beyond its tfvars file.
     pub fn vars(&self) -> Vec<(String, String)> {
-        match self {
-            StackName::Developer(name) => vec![("developer".to_owned(), name.clone())],
-            _ => Vec::new(),
-        }
+        vec![("stack".to_owned(), self.to_string())]
     }
 }
+
+/// The Terraform root every stack is deployed from, relative to the
+/// repository.
+pub const STACK_ROOT: &str = "terraform/stack";
 
 /// One stack's Terraform, ready to run.
 pub struct Terraform {
     pub stack: StackName,
-    /// `terraform/stacks/<folder>`.
+    /// [`STACK_ROOT`].
     pub dir: PathBuf,
     /// `TF_DATA_DIR`.
     pub data_dir: PathBuf,
@@ -140,7 +147,7 @@ pub fn require_terraform() -> Result<(), TerraformError> {
         Ok(())
     } else {
         Err(TerraformError::Missing {
-            what: "terraform (>= 1.10, for S3 state locking)".into(),
+            what: "terraform (>= 1.11, for S3 state locking)".into(),
             fix: "Install it from HashiCorp's releases or your package manager; CI uses hashicorp/setup-terraform.".into(),
         })
     }
@@ -163,7 +170,7 @@ impl Terraform {
             .or_else(|| std::env::var(STATE_BUCKET_ENV).ok())
             .filter(|b| !b.is_empty())
             .ok_or(TerraformError::NoStateBucket)?;
-        let dir = root.join("terraform/stacks").join(stack.folder());
+        let dir = root.join(STACK_ROOT);
         let data_dir = root.join(".woocom/terraform").join(stack.to_string());
         let vars = stack.vars();
         Ok(Terraform {
@@ -221,11 +228,15 @@ impl Terraform {
         ])
     }
 
-    fn var_args(&self, extra: &[(String, String)]) -> Vec<String> {
-        self.vars
-            .iter()
-            .chain(extra)
-            .map(|(k, v)| format!("-var={k}={v}"))
+    /// The environment's tfvars file, then `-var`s (which override it).
+    pub fn var_args(&self, extra: &[(String, String)]) -> Vec<String> {
+        std::iter::once(format!("-var-file={}", self.stack.var_file()))
+            .chain(
+                self.vars
+                    .iter()
+                    .chain(extra)
+                    .map(|(k, v)| format!("-var={k}={v}")),
+            )
             .collect()
     }
 
@@ -330,5 +341,34 @@ mod tests {
         unique.sort();
         unique.dedup();
         assert_eq!(unique.len(), 4, "{keys:?}");
+    }
+
+    #[test]
+    fn every_stack_is_the_one_root_with_its_environment_and_name() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for (stack, env) in [
+            ("dev-alice", "dev"),
+            ("staging", "staging"),
+            ("production", "production"),
+        ] {
+            let name: StackName = stack.parse().expect("stack name");
+            assert_eq!(name.environment(), env);
+            let tf = Terraform::new(&root, name, Some("bucket".into()), "eu-west-1")
+                .expect("terraform");
+            assert_eq!(tf.dir, root.join(STACK_ROOT));
+            assert_eq!(
+                tf.var_args(&[]),
+                [
+                    format!("-var-file=env/{env}.tfvars"),
+                    format!("-var=stack={stack}")
+                ]
+            );
+            assert!(
+                tf.dir.join(tf.stack.var_file()).is_file(),
+                "{} has no {}",
+                tf.dir.display(),
+                tf.stack.var_file()
+            );
+        }
     }
 }
