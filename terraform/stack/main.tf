@@ -50,9 +50,16 @@ data "aws_partition" "current" {}
 # (its CloudWatch Logs role), which terraform/bootstrap sets in the region it
 # runs in, with a role named after that region. The provider has no data
 # source for the account setting; the role's presence says bootstrap ran
-# here (rest_api's precondition turns its absence into instructions).
+# here, and its absence stops the plan with what to do.
 data "aws_iam_roles" "apigateway_cloudwatch" {
   name_regex = "^woocom-apigateway-cloudwatch-${local.region}$"
+
+  lifecycle {
+    postcondition {
+      condition     = length(self.arns) == 1
+      error_message = "API Gateway has no CloudWatch Logs role in ${local.region} (no role woocom-apigateway-cloudwatch-${local.region}), so stage logging would be refused: run terraform/bootstrap with -var region=${local.region} first (README, Deploying to AWS)."
+    }
+  }
 }
 
 locals {
@@ -117,7 +124,6 @@ module "rest_api" {
   throttling_rate_limit  = var.throttling_rate_limit
   throttling_burst_limit = var.throttling_burst_limit
   log_retention_days     = var.log_retention_days
-  cloudwatch_role_arn    = try(tolist(data.aws_iam_roles.apigateway_cloudwatch.arns)[0], "")
 }
 
 module "websocket_api" {

@@ -295,3 +295,7 @@ output "logs_bucket" {
 output "url" {
   value = "https://${aws_cloudfront_distribution.site.domain_name}"
 }
+
+output "minimum_protocol_version" {
+  value = one(aws_cloudfront_distribution.site.viewer_certificate[*].minimum_protocol_version)
+}

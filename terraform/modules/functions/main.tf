@@ -156,3 +156,8 @@ output "invoke_arns" {
 output "role_names" {
   value = { for k, r in aws_iam_role.function : k => r.name }
 }
+
+output "role_boundaries" {
+  description = "Function => its role's permissions boundary."
+  value       = { for k, r in aws_iam_role.function : k => r.permissions_boundary }
+}

@@ -57,12 +57,6 @@ variable "log_retention_days" {
   default = 30
 }
 
-variable "cloudwatch_role_arn" {
-  description = "The API Gateway account's CloudWatch Logs role in this region (the stack finds bootstrap's role by name); empty or null when none is set."
-  default     = null
-  type        = string
-}
-
 resource "aws_api_gateway_rest_api" "this" {
   name = var.name
   body = jsonencode(var.openapi)
@@ -105,8 +99,9 @@ resource "aws_cloudwatch_log_group" "execution" {
 # Access and execution logging need the account's API Gateway CloudWatch
 # role, an account setting of each region: terraform/bootstrap sets it in
 # the region it runs in, so a stack in another region needs bootstrap run
-# there too. Without it AWS rejects the stage ("CloudWatch Logs role ARN
-# must be set in account settings to enable logging").
+# there too (terraform/stack checks that before planning anything). Without
+# it AWS rejects the stage ("CloudWatch Logs role ARN must be set in account
+# settings to enable logging").
 # <https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-logging.html>
 resource "aws_api_gateway_stage" "this" {
   #checkov:skip=CKV_AWS_120:Responses are per shopper and change with every write (baskets, orders, stock); a stage cache would serve stale or another shopper's data, and a cache cluster bills by the hour.
@@ -117,13 +112,6 @@ resource "aws_api_gateway_stage" "this" {
   deployment_id = aws_api_gateway_deployment.this.id
   stage_name    = var.stage
   variables     = var.stage_variables
-
-  lifecycle {
-    precondition {
-      condition     = coalesce(var.cloudwatch_role_arn, "-") != "-"
-      error_message = "API Gateway has no CloudWatch Logs role in this region, so stage logging would be refused: run terraform/bootstrap with -var region=<this stack's region> first (README, Deploying to AWS)."
-    }
-  }
 
   access_log_settings {
     destination_arn = aws_cloudwatch_log_group.access.arn

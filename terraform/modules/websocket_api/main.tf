@@ -100,3 +100,7 @@ output "execution_arn" {
 output "url" {
   value = var.enabled ? aws_apigatewayv2_stage.this[0].invoke_url : ""
 }
+
+output "route_keys" {
+  value = sort(keys(aws_apigatewayv2_route.this))
+}
