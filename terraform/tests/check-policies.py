@@ -286,6 +286,7 @@ EVERYONE = [
     ("lambda:GetEventSourceMapping", "arn:aws:lambda:{r}:{a}:event-source-mapping:0b9a6e4c-0000-4000-8000-000000000001", {}),
     ("lambda:ListTags", "arn:aws:lambda:{r}:{a}:event-source-mapping:0b9a6e4c-0000-4000-8000-000000000001", {}),
     ("lambda:ListEventSourceMappings", "*", {}),
+    ("cloudfront:GetDistribution", "arn:aws:cloudfront::{a}:distribution/E2ABCDEFGHIJKL", {}),
     ("cloudfront:ListResponseHeadersPolicies", "*", {}),
     ("cloudfront:GetResponseHeadersPolicy", "*", {}),
     ("cloudfront:CreateOriginAccessControl", "arn:aws:cloudfront::{a}:origin-access-control/E3OAC", {}),

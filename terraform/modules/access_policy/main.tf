@@ -201,12 +201,23 @@ locals {
         Sid    = "ChangeStackDistributions"
         Effect = "Allow"
         Action = [
-          "cloudfront:GetDistribution", "cloudfront:GetDistributionConfig", "cloudfront:UpdateDistribution",
-          "cloudfront:DeleteDistribution", "cloudfront:CreateInvalidation", "cloudfront:GetInvalidation",
-          "cloudfront:ListTagsForResource", "cloudfront:UntagResource",
+          "cloudfront:UpdateDistribution", "cloudfront:DeleteDistribution", "cloudfront:CreateInvalidation",
+          "cloudfront:UntagResource",
         ]
         Resource  = ["arn:${local.p}:cloudfront::${var.account_id}:distribution/*"]
         Condition = { StringEquals = local.own_tag }
+      },
+      {
+        # Reads need no tag: CloudFront's support for tag conditions is
+        # partial, and a read must not be what stops a deploy.
+        # <https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/security_iam_service-with-iam.html>
+        Sid    = "ReadDistributions"
+        Effect = "Allow"
+        Action = [
+          "cloudfront:GetDistribution", "cloudfront:GetDistributionConfig", "cloudfront:GetInvalidation",
+          "cloudfront:ListTagsForResource",
+        ]
+        Resource = ["arn:${local.p}:cloudfront::${var.account_id}:distribution/*"]
       },
       {
         Sid    = "OriginAccessControls"
