@@ -265,7 +265,10 @@ fn minimal_manifest_renders_to_the_golden_file_with_least_privilege() {
     assert!(rendered.get("websocket").is_none_or(Value::is_null));
     assert!(rendered["api"]["cors"].is_null());
     assert_eq!(rendered["deploy"]["subscriptions"], serde_json::json!([]));
-    for (name, f) in rendered["deploy"]["functions"].as_object().expect("functions") {
+    for (name, f) in rendered["deploy"]["functions"]
+        .as_object()
+        .expect("functions")
+    {
         assert_eq!(f["websocket_endpoint"], false, "{name}");
     }
     assert_golden(&rendered, &fixtures.join("minimal-rendered.json"), &source);

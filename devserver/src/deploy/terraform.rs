@@ -353,8 +353,8 @@ mod tests {
         ] {
             let name: StackName = stack.parse().expect("stack name");
             assert_eq!(name.environment(), env);
-            let tf = Terraform::new(&root, name, Some("bucket".into()), "eu-west-1")
-                .expect("terraform");
+            let tf =
+                Terraform::new(&root, name, Some("bucket".into()), "eu-west-1").expect("terraform");
             assert_eq!(tf.dir, root.join(STACK_ROOT));
             assert_eq!(
                 tf.var_args(&[]),
