@@ -31,6 +31,12 @@ pub enum TerraformError {
     #[error("{what} not found on PATH. {fix}")]
     Missing { what: String, fix: String },
     #[error(
+        "terraform {found} is too old: the stacks need >= {}.{} (S3-native state locking, `use_lockfile`). CI uses 1.11.4 (hashicorp/setup-terraform).",
+        MIN_TERRAFORM.0,
+        MIN_TERRAFORM.1
+    )]
+    TooOld { found: String },
+    #[error(
         "no Terraform state bucket: set {STATE_BUCKET_ENV} (or --state-bucket) to the bucket the bootstrap stack created (`terraform -chdir=terraform/bootstrap output -raw state_bucket`)"
     )]
     NoStateBucket,
@@ -142,14 +148,39 @@ pub fn on_path(program: &str, version_arg: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// The oldest Terraform the roots accept (their `required_version`):
+/// S3-native state locking (`use_lockfile`) came with 1.11.
+pub const MIN_TERRAFORM: (u64, u64) = (1, 11);
+
+/// `major.minor` of a version such as `1.11.4` or `1.12.0-beta1`.
+fn major_minor(version: &str) -> Option<(u64, u64)> {
+    let mut parts = version.trim_start_matches('v').split(['.', '-']);
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// Terraform is on PATH and new enough, said before anything changes.
 pub fn require_terraform() -> Result<(), TerraformError> {
-    if on_path("terraform", "version") {
-        Ok(())
-    } else {
-        Err(TerraformError::Missing {
-            what: "terraform (>= 1.11, for S3 state locking)".into(),
-            fix: "Install it from HashiCorp's releases or your package manager; CI uses hashicorp/setup-terraform.".into(),
-        })
+    let missing = || {
+        TerraformError::Missing {
+        what: format!("terraform (>= {}.{})", MIN_TERRAFORM.0, MIN_TERRAFORM.1),
+        fix: "Install it from HashiCorp's releases or your package manager; CI uses hashicorp/setup-terraform.".into(),
+    }
+    };
+    let out = Command::new("terraform")
+        .args(["version", "-json"])
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|_| missing())?;
+    if !out.status.success() {
+        return Err(missing());
+    }
+    let found = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v["terraform_version"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    match major_minor(&found) {
+        Some(v) if v >= MIN_TERRAFORM => Ok(()),
+        _ => Err(TerraformError::TooOld { found }),
     }
 }
 
@@ -328,6 +359,17 @@ mod tests {
         ] {
             assert!(bad.parse::<StackName>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn terraform_versions_are_compared_by_major_and_minor() {
+        assert_eq!(major_minor("1.11.4"), Some((1, 11)));
+        assert_eq!(major_minor("1.12.0-beta1"), Some((1, 12)));
+        assert_eq!(major_minor("v1.10.5"), Some((1, 10)));
+        assert_eq!(major_minor(""), None);
+        assert!(major_minor("1.10.5") < Some(MIN_TERRAFORM));
+        assert!(major_minor("1.11.0") >= Some(MIN_TERRAFORM));
+        assert!(major_minor("2.0.0") >= Some(MIN_TERRAFORM));
     }
 
     #[test]
