@@ -317,6 +317,8 @@ NOBODY = [
     ("sts:AssumeRole", "arn:aws:iam::{a}:role/woocom-github-deploy-production-{r}", {}),
     # The account-wide API Gateway setting is bootstrap's.
     ("apigateway:PATCH", "arn:aws:apigateway:{r}::/account", {}),
+    # API key values are secrets.
+    ("apigateway:GET", "arn:aws:apigateway:{r}::/apikeys/k1", {}),
     # Untagged or foreign creates.
     ("apigateway:POST", "arn:aws:apigateway:{r}::/restapis", {}),
     ("cloudfront:CreateDistribution", "arn:aws:cloudfront::{a}:distribution/E2ABCDEFGHIJKL", {}),

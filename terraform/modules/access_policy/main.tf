@@ -182,10 +182,15 @@ locals {
         Condition = { StringEquals = local.own_tag, StringEqualsIfExists = local.request_tag }
       },
       {
-        Sid      = "ReadApis"
-        Effect   = "Allow"
-        Action   = ["apigateway:GET"]
-        Resource = ["${local.apigw}/*"]
+        # Not /apikeys, /usageplans or /domainnames: API key values are
+        # secrets, and the stacks use none of them.
+        Sid    = "ReadApis"
+        Effect = "Allow"
+        Action = ["apigateway:GET"]
+        Resource = [
+          "${local.apigw}/account", "${local.apigw}/restapis", "${local.apigw}/restapis/*",
+          "${local.apigw}/apis", "${local.apigw}/apis/*", "${local.apigw}/tags/*",
+        ]
       },
       # CloudFront (global): distributions as API Gateway's APIs.
       # Origin access controls cannot be tagged; see check-policies.py

@@ -1,5 +1,6 @@
 # Each environment's tfvars applied to the stack root against a mocked AWS
-# provider. Run once per env/*.tfvars by
+# provider, with the rendered manifest and with one without WebSocket, CORS
+# or streams. Run once per env/*.tfvars by
 # devserver/tests/smoke/terraform-validate.sh:
 #   terraform -chdir=terraform/stack test -filter=tests/env.tftest.hcl \
 #     -var-file=env/<environment>.tfvars -var stack=<stack>
@@ -22,5 +23,16 @@ run "environment" {
   assert {
     condition     = output.permissions_boundary == "arn:aws:iam::123456789012:policy/woocom/woocom-${var.stack}-boundary-eu-west-1"
     error_message = "The roles carry the boundary bootstrap created for ${var.stack}."
+  }
+}
+
+run "environment_without_websocket_cors_or_streams" {
+  variables {
+    manifest_file = "../tests/fixtures/minimal-rendered.json"
+  }
+
+  assert {
+    condition     = output.websocket_url == "" && length(module.subscriptions.mapping_ids) == 0
+    error_message = "No WebSocket API or event source mapping without them."
   }
 }
