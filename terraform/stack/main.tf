@@ -73,11 +73,10 @@ locals {
 module "access" {
   source = "../modules/access_policy"
 
-  stack        = var.stack
-  partition    = data.aws_partition.current.partition
-  region       = local.region
-  account_id   = data.aws_caller_identity.current.account_id
-  state_bucket = "unused"
+  stack      = var.stack
+  partition  = data.aws_partition.current.partition
+  region     = local.region
+  account_id = data.aws_caller_identity.current.account_id
 }
 
 module "manifest" {

@@ -46,8 +46,9 @@ variable "account_id" {
 }
 
 variable "state_bucket" {
-  description = "Name of the bucket holding Terraform state (bootstrap's state_bucket)."
+  description = "Name of the bucket holding Terraform state (bootstrap's state_bucket); only the deploy policy uses it (terraform/stack, which reads just the boundary's name, leaves it empty)."
   type        = string
+  default     = ""
 }
 
 locals {
