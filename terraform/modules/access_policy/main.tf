@@ -194,12 +194,22 @@ locals {
         ]
       },
       # CloudFront (global): distributions as API Gateway's APIs.
-      # Origin access controls cannot be tagged; see check-policies.py
-      # for what that leaves open.
+      # CreateDistribution has no resource type (its Resource is "*") but
+      # sees the request's tags; tagging the new distribution is
+      # TagResource on its ARN. Origin access controls cannot be tagged;
+      # see check-policies.py for what that leaves open.
+      # <https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazoncloudfront.html>
       {
         Sid       = "CreateStackDistributions"
         Effect    = "Allow"
-        Action    = ["cloudfront:CreateDistribution", "cloudfront:TagResource"]
+        Action    = ["cloudfront:CreateDistribution"]
+        Resource  = ["*"]
+        Condition = { StringEquals = local.request_tag }
+      },
+      {
+        Sid       = "TagStackDistributions"
+        Effect    = "Allow"
+        Action    = ["cloudfront:TagResource"]
         Resource  = ["arn:${local.p}:cloudfront::${var.account_id}:distribution/*"]
         Condition = { StringEquals = local.request_tag, StringEqualsIfExists = local.own_tag }
       },
@@ -226,11 +236,18 @@ locals {
         Resource = ["arn:${local.p}:cloudfront::${var.account_id}:distribution/*"]
       },
       {
+        # No resource type, no tags: a new OAC changes nothing that exists.
+        Sid      = "CreateOriginAccessControls"
+        Effect   = "Allow"
+        Action   = ["cloudfront:CreateOriginAccessControl"]
+        Resource = ["*"]
+      },
+      {
         Sid    = "OriginAccessControls"
         Effect = "Allow"
         Action = [
-          "cloudfront:CreateOriginAccessControl", "cloudfront:GetOriginAccessControl",
-          "cloudfront:UpdateOriginAccessControl", "cloudfront:DeleteOriginAccessControl",
+          "cloudfront:GetOriginAccessControl", "cloudfront:UpdateOriginAccessControl",
+          "cloudfront:DeleteOriginAccessControl",
         ]
         Resource = ["arn:${local.p}:cloudfront::${var.account_id}:origin-access-control/*"]
       },
