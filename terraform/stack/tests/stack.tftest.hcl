@@ -138,3 +138,48 @@ run "bad_stack_name" {
 
   expect_failures = [var.stack]
 }
+
+# The alarms themselves (modules/monitoring on its own).
+run "alarms" {
+  command = plan
+
+  module {
+    source = "../modules/monitoring"
+  }
+
+  variables {
+    name                  = "woocom-staging"
+    rest_api_name         = "woocom-staging-rest"
+    rest_api_stage        = "api"
+    function_names        = { products = "woocom-staging-products", notify = "woocom-staging-notify" }
+    stream_functions      = { notify-orders = "notify" }
+    queue_names           = { q = "woocom-staging-notify-orders-failures" }
+    alarm_emails          = ["oncall@example.com", "team@example.com"]
+    alarm_https_endpoints = ["https://events.example.com/integration/sns/secret"]
+  }
+
+  assert {
+    condition = (
+      aws_cloudwatch_metric_alarm.this["api-5xx"].metric_name == "5XXError"
+      && aws_cloudwatch_metric_alarm.this["api-5xx"].threshold == 150
+      && aws_cloudwatch_metric_alarm.this["api-5xx"].period == 60
+      && aws_cloudwatch_metric_alarm.this["api-5xx"].comparison_operator == "GreaterThanThreshold"
+    )
+    error_message = "The REST API alarm fires above 150 5xx a minute."
+  }
+  assert {
+    condition = (
+      aws_cloudwatch_metric_alarm.this["errors-products"].threshold >= 1
+      && aws_cloudwatch_metric_alarm.this["errors-products"].datapoints_to_alarm >= 2
+    )
+    error_message = "One failed invocation does not fire the errors alarm."
+  }
+  assert {
+    condition     = length(aws_cloudwatch_metric_alarm.this) == 1 + 2 * 2 + 1 + 1
+    error_message = "5xx, errors and throttles per function, iterator age per stream consumer, depth per queue: ${jsonencode(keys(aws_cloudwatch_metric_alarm.this))}"
+  }
+  assert {
+    condition     = length(aws_sns_topic_subscription.email) == 2 && length(aws_sns_topic_subscription.https) == 1 && aws_sns_topic_subscription.https[0].protocol == "https"
+    error_message = "Every address and endpoint is subscribed."
+  }
+}
