@@ -12,9 +12,11 @@
 #    holds a generated id: REST and WebSocket APIs (API Gateway children
 #    inherit the API's tags for access control), CloudFront distributions,
 #    event source mappings and API Gateway's execution log group. A create
-#    must carry the stack's own tag (aws:RequestTag), a change needs it on
-#    the resource (aws:ResourceTag), and the tag cannot be rewritten on
-#    another stack's resource.
+#    must carry the stack's own tag (aws:RequestTag; a mapping instead names
+#    one of the stack's functions), a change needs it on the resource
+#    (aws:ResourceTag), and the tag cannot be rewritten on another stack's
+#    resource. Every action and condition key here is checked against AWS's
+#    service authorization reference by terraform/tests/simulate-policies.mjs.
 #    <https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-tagging-supported-resources.html>
 #    <https://docs.aws.amazon.com/apigateway/latest/developerguide/apigateway-tagging-iam-policy.html>
 #    <https://docs.aws.amazon.com/IAM/latest/UserGuide/access_tags.html>
