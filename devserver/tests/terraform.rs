@@ -234,19 +234,44 @@ fn full_manifest_renders_to_the_golden_file_with_least_privilege() {
         .collect();
     assert_eq!(queues, ["orders-failures", "notify-products-failures"]);
 
-    let golden = fixtures.join("full-rendered.json");
-    let mut text = serde_json::to_string_pretty(&rendered).expect("json");
+    assert_golden(&rendered, &fixtures.join("full-rendered.json"), &source);
+}
+
+/// The rendered value is the committed golden file (the Terraform tests
+/// in terraform/stack/tests plan and apply these files).
+fn assert_golden(rendered: &Value, golden: &Path, source: &Path) {
+    let mut text = serde_json::to_string_pretty(rendered).expect("json");
     text.push('\n');
     if std::env::var_os("WOOCOM_UPDATE_GOLDEN").is_some() {
-        std::fs::write(&golden, &text).expect("write golden");
+        std::fs::write(golden, &text).expect("write golden");
     }
-    let expected = std::fs::read_to_string(&golden).unwrap_or_default();
+    let expected = std::fs::read_to_string(golden).unwrap_or_default();
     assert!(
         expected == text,
         "{} differs from the render of {}: if the change is intended, rerun with WOOCOM_UPDATE_GOLDEN=1",
         golden.display(),
         source.display()
     );
+}
+
+/// A manifest without WebSocket API, CORS or stream subscriptions: the
+/// stack must plan and apply without them (terraform/stack/tests).
+#[test]
+fn minimal_manifest_renders_to_the_golden_file_with_least_privilege() {
+    let fixtures = repo().join("terraform/tests/fixtures");
+    let source = fixtures.join("minimal-manifest.json");
+    let rendered = render::render_value(&source, read_json(&source)).expect("render");
+    check_least_privilege(&rendered);
+    assert!(rendered.get("websocket").is_none_or(Value::is_null));
+    assert!(rendered["api"]["cors"].is_null());
+    assert_eq!(rendered["deploy"]["subscriptions"], serde_json::json!([]));
+    for (name, f) in rendered["deploy"]["functions"]
+        .as_object()
+        .expect("functions")
+    {
+        assert_eq!(f["websocket_endpoint"], false, "{name}");
+    }
+    assert_golden(&rendered, &fixtures.join("minimal-rendered.json"), &source);
 }
 
 #[test]

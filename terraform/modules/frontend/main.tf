@@ -9,7 +9,7 @@ terraform {
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 5.40"
+      version = ">= 5.70"
     }
   }
 }
@@ -87,7 +87,7 @@ resource "aws_s3_bucket_lifecycle_configuration" "site" {
 
 resource "aws_s3_bucket_logging" "site" {
   bucket        = aws_s3_bucket.site.id
-  target_bucket = aws_s3_bucket.logs.id
+  target_bucket = module.logs.id
   target_prefix = "s3/"
 }
 
@@ -139,7 +139,7 @@ data "aws_cloudfront_response_headers_policy" "security_headers" {
 }
 
 resource "aws_cloudfront_distribution" "site" {
-  #checkov:skip=CKV_AWS_174:No custom domain: the distribution answers on *.cloudfront.net with CloudFront's default certificate, whose TLS policy AWS sets; minimum_protocol_version below takes effect once aliases and an ACM certificate are added.
+  #checkov:skip=CKV_AWS_174:No custom domain: the distribution answers on *.cloudfront.net with CloudFront's default certificate, whose TLS policy AWS sets and reports as TLSv1 (see viewer_certificate); TLSv1.2_2021 goes with aliases and an ACM certificate.
   #checkov:skip=CKV2_AWS_42:No custom domain to hold a certificate for; the default *.cloudfront.net certificate serves HTTPS.
   #checkov:skip=CKV_AWS_68:Static, public, read-only files (GET/HEAD only) from a private bucket; a WAF web ACL costs at least 5 USD a month per stack plus per request, and the API it could protect is a separate origin with its own throttling.
   #checkov:skip=CKV2_AWS_47:No WAF web ACL (see CKV_AWS_68): there is no ACL to add the Log4j rule set to, and nothing behind CloudFront runs Java.
@@ -198,18 +198,27 @@ resource "aws_cloudfront_distribution" "site" {
     }
   }
 
+  # With the default *.cloudfront.net certificate AWS sets the TLS policy
+  # itself (TLSv1 or later is negotiated as its default certificate allows)
+  # and reports minimum_protocol_version as TLSv1: any other value here is
+  # a change on every plan and a wait for the distribution on every apply.
+  # The provider documents it: "If you have specified
+  # cloudfront_default_certificate, TLSv1 must be specified."
+  # <https://registry.terraform.io/providers/hashicorp/aws/5.100.0/docs/resources/cloudfront_distribution#minimum_protocol_version>
+  # <https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-properties-cloudfront-distributionconfig-viewercertificate.html>
+  # TLSv1.2_2021 belongs with aliases and an ACM certificate.
   viewer_certificate {
     cloudfront_default_certificate = true
-    minimum_protocol_version       = "TLSv1.2_2021"
+    minimum_protocol_version       = "TLSv1"
   }
 
   logging_config {
-    bucket          = aws_s3_bucket.logs.bucket_domain_name
+    bucket          = module.logs.domain_name
     prefix          = "cloudfront/"
     include_cookies = false
   }
 
-  depends_on = [aws_s3_bucket_ownership_controls.logs]
+  depends_on = [module.logs]
 }
 
 data "aws_iam_policy_document" "site" {
@@ -261,104 +270,14 @@ resource "aws_s3_object" "config" {
 
 # ---- Access logs ----------------------------------------------------------
 
-resource "aws_s3_bucket" "logs" {
-  #checkov:skip=CKV_AWS_18:This is the access-log bucket; it cannot log to itself.
-  #checkov:skip=CKV_AWS_21:Logs are written once by S3 and CloudFront and expire after log_retention_days; versioning would only keep each expired log as a noncurrent version.
-  #checkov:skip=CKV_AWS_144:Access logs of a stack are kept log_retention_days in its region; replicating them to a second region doubles their cost for no use here.
-  #checkov:skip=CKV_AWS_145:S3 server access logging delivers only to buckets encrypted with SSE-S3 (SSE-KMS targets are not supported); SSE-S3 is set below.
-  #checkov:skip=CKV2_AWS_62:Nothing processes the logs as they arrive; event notifications would have no consumer.
-  bucket_prefix = var.logs_bucket_prefix
-  force_destroy = var.force_destroy
-}
+module "logs" {
+  source = "../log_bucket"
 
-resource "aws_s3_bucket_public_access_block" "logs" {
-  bucket                  = aws_s3_bucket.logs.id
-  block_public_acls       = true
-  block_public_policy     = true
-  ignore_public_acls      = true
-  restrict_public_buckets = true
-}
-
-# CloudFront's standard logging writes through an ACL grant to its
-# log-delivery account, so this bucket keeps ACLs on (objects still belong
-# to the bucket owner).
-resource "aws_s3_bucket_ownership_controls" "logs" {
-  #checkov:skip=CKV2_AWS_65:CloudFront standard logging delivers through an ACL grant (awslogsdelivery); it cannot write to a bucket with ACLs disabled. The bucket blocks public ACLs.
-  bucket = aws_s3_bucket.logs.id
-  rule {
-    object_ownership = "BucketOwnerPreferred"
-  }
-}
-
-resource "aws_s3_bucket_server_side_encryption_configuration" "logs" {
-  bucket = aws_s3_bucket.logs.id
-  rule {
-    apply_server_side_encryption_by_default {
-      sse_algorithm = "AES256"
-    }
-  }
-}
-
-resource "aws_s3_bucket_lifecycle_configuration" "logs" {
-  bucket = aws_s3_bucket.logs.id
-
-  rule {
-    id     = "expire-logs"
-    status = "Enabled"
-    filter {}
-    expiration {
-      days = var.log_retention_days
-    }
-    abort_incomplete_multipart_upload {
-      days_after_initiation = 1
-    }
-  }
-}
-
-data "aws_caller_identity" "current" {}
-
-data "aws_iam_policy_document" "logs" {
-  statement {
-    sid       = "S3ServerAccessLogs"
-    actions   = ["s3:PutObject"]
-    resources = ["${aws_s3_bucket.logs.arn}/s3/*"]
-    principals {
-      type        = "Service"
-      identifiers = ["logging.s3.amazonaws.com"]
-    }
-    condition {
-      test     = "ArnEquals"
-      variable = "aws:SourceArn"
-      values   = [aws_s3_bucket.site.arn]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [data.aws_caller_identity.current.account_id]
-    }
-  }
-
-  statement {
-    sid       = "HttpsOnly"
-    effect    = "Deny"
-    actions   = ["s3:*"]
-    resources = [aws_s3_bucket.logs.arn, "${aws_s3_bucket.logs.arn}/*"]
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
-}
-
-resource "aws_s3_bucket_policy" "logs" {
-  bucket     = aws_s3_bucket.logs.id
-  policy     = data.aws_iam_policy_document.logs.json
-  depends_on = [aws_s3_bucket_public_access_block.logs]
+  bucket_prefix   = var.logs_bucket_prefix
+  force_destroy   = var.force_destroy
+  retention_days  = var.log_retention_days
+  s3_log_sources  = { "s3/" = aws_s3_bucket.site.arn }
+  cloudfront_logs = true
 }
 
 output "bucket" {
@@ -370,9 +289,13 @@ output "distribution_id" {
 }
 
 output "logs_bucket" {
-  value = aws_s3_bucket.logs.id
+  value = module.logs.id
 }
 
 output "url" {
   value = "https://${aws_cloudfront_distribution.site.domain_name}"
+}
+
+output "minimum_protocol_version" {
+  value = one(aws_cloudfront_distribution.site.viewer_certificate[*].minimum_protocol_version)
 }

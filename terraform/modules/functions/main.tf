@@ -8,7 +8,7 @@ terraform {
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 5.40"
+      version = ">= 5.70"
     }
   }
 }
@@ -44,6 +44,11 @@ variable "reserve_concurrency" {
   default     = false
 }
 
+variable "permissions_boundary" {
+  description = "ARN of the managed policy every function role carries as its permissions boundary (terraform/bootstrap creates it; the deploy roles may create roles only with it)."
+  type        = string
+}
+
 variable "tracing" {
   description = "X-Ray tracing mode: PassThrough or Active."
   type        = string
@@ -70,8 +75,9 @@ data "aws_iam_policy_document" "assume" {
 resource "aws_iam_role" "function" {
   for_each = var.functions
 
-  name               = each.value.name
-  assume_role_policy = data.aws_iam_policy_document.assume.json
+  name                 = each.value.name
+  assume_role_policy   = data.aws_iam_policy_document.assume.json
+  permissions_boundary = var.permissions_boundary
 }
 
 resource "aws_iam_role_policy" "function" {
@@ -149,4 +155,9 @@ output "invoke_arns" {
 
 output "role_names" {
   value = { for k, r in aws_iam_role.function : k => r.name }
+}
+
+output "role_boundaries" {
+  description = "Function => its role's permissions boundary."
+  value       = { for k, r in aws_iam_role.function : k => r.permissions_boundary }
 }

@@ -8,7 +8,7 @@ terraform {
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 5.40"
+      version = ">= 5.70"
     }
   }
 }
@@ -96,8 +96,13 @@ resource "aws_cloudwatch_log_group" "execution" {
   retention_in_days = var.log_retention_days
 }
 
-# Access logging needs the account's API Gateway CloudWatch role, set once
-# per account and region by terraform/bootstrap.
+# Access and execution logging need the account's API Gateway CloudWatch
+# role, an account setting of each region: terraform/bootstrap sets it in
+# the region it runs in, so a stack in another region needs bootstrap run
+# there too (terraform/stack checks that before planning anything). Without
+# it AWS rejects the stage ("CloudWatch Logs role ARN must be set in account
+# settings to enable logging").
+# <https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-logging.html>
 resource "aws_api_gateway_stage" "this" {
   #checkov:skip=CKV_AWS_120:Responses are per shopper and change with every write (baskets, orders, stock); a stage cache would serve stale or another shopper's data, and a cache cluster bills by the hour.
   #checkov:skip=CKV_AWS_73:The functions run with tracing PassThrough and their least-privilege roles hold no xray:PutTraceSegments, so traces started here would stop at the Lambda boundary; turn X-Ray on together with Active function tracing when traces are wanted.

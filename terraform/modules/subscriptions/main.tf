@@ -7,7 +7,7 @@ terraform {
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 5.40"
+      version = ">= 5.70"
     }
   }
 }
@@ -76,4 +76,9 @@ output "queue_names" {
 output "functions" {
   description = "Subscription key => function (as in dev.toml), for iterator-age alarms."
   value       = { for k, s in var.subscriptions : k => s.function }
+}
+
+output "mapping_ids" {
+  description = "Subscription key => its event source mapping's id."
+  value       = { for k, m in aws_lambda_event_source_mapping.this : k => m.uuid }
 }

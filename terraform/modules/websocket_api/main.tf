@@ -8,7 +8,7 @@ terraform {
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 5.40"
+      version = ">= 5.70"
     }
   }
 }
@@ -99,4 +99,8 @@ output "execution_arn" {
 
 output "url" {
   value = var.enabled ? aws_apigatewayv2_stage.this[0].invoke_url : ""
+}
+
+output "route_keys" {
+  value = sort(keys(aws_apigatewayv2_route.this))
 }

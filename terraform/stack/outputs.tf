@@ -34,3 +34,8 @@ output "table_names" {
 output "alerts_topic_arn" {
   value = module.monitoring.topic_arn
 }
+
+output "permissions_boundary" {
+  description = "The boundary every role of the stack carries."
+  value       = coalesce(var.permissions_boundary, module.access.boundary_arn)
+}
