@@ -13,6 +13,7 @@ use axum::routing::get;
 
 use crate::dynamodb::{self, DynamoDb};
 use crate::lambda::{LambdaHost, invoke_api};
+use crate::sqs::{self, Sqs};
 
 /// Path of the health endpoint (not an AWS path, so it cannot collide).
 pub const HEALTH_PATH: &str = "/_woocom/health";
@@ -22,6 +23,7 @@ pub struct AwsEndpoint {
     pub lambda: Arc<LambdaHost>,
     pub urls: Arc<crate::urls::StackUrls>,
     pub dynamodb: Arc<DynamoDb>,
+    pub sqs: Arc<Sqs>,
 }
 
 pub fn router(endpoint: AwsEndpoint) -> Router {
@@ -46,10 +48,22 @@ async fn json_protocol(
     request: axum::extract::Request,
 ) -> Response {
     if dynamodb::http::is_dynamodb_target(request.headers()) {
-        dynamodb::http::serve(endpoint.dynamodb.clone(), request).await
-    } else {
-        unknown(request).await
+        return dynamodb::http::serve(endpoint.dynamodb.clone(), request).await;
     }
+    let sqs_operation = request
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.strip_prefix(sqs::TARGET_PREFIX))
+        .map(str::to_owned);
+    if let Some(operation) = sqs_operation {
+        // A batch of ten 1 MiB messages, with room for the JSON around it.
+        let Ok(body) = axum::body::to_bytes(request.into_body(), 12 * 1024 * 1024).await else {
+            return sqs::error::SqsError::batch_request_too_long(1024 * 1024).into_response();
+        };
+        return sqs::api::serve(endpoint.sqs.clone(), &operation, &body).await;
+    }
+    unknown(request).await
 }
 
 async fn health(State(endpoint): State<AwsEndpoint>) -> Response {

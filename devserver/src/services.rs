@@ -7,6 +7,7 @@
 //! | section | applied |
 //! |---|---|
 //! | `[[tables]]` | live: created or updated (what AWS cannot change in place rejects the edit) |
+//! | `[queues]` | live: created or updated (a queue turned FIFO rejects the edit); removed ones stay, as tables do |
 //! | `[functions]` | live: new or re-pointed ones are built (invocations wait), settings take effect for new instances, removed ones stop |
 //! | `[api]`, `[[routes]]` | live: redeployed, requests in flight finish on the old deployment |
 //! | `[websocket]` | live: new routes for the next message; open connections keep their timeouts |
@@ -25,6 +26,8 @@ use crate::gateway::rest::RestApi;
 use crate::gateway::websocket::WebSocketGateway;
 use crate::lambda::{FunctionSpec, LambdaHost};
 use crate::manifest::Manifest;
+use crate::sqs::Sqs;
+use crate::sqs::error::SqsError;
 
 /// The services a manifest configures.
 #[derive(Clone)]
@@ -33,6 +36,7 @@ pub struct Services {
     pub rest: Arc<RestApi>,
     pub websocket: Arc<WebSocketGateway>,
     pub dynamodb: Arc<DynamoDb>,
+    pub sqs: Arc<Sqs>,
     pub mappings: Arc<EventSourceMappings>,
 }
 
@@ -58,6 +62,8 @@ pub struct Applied {
 pub enum ApplyError {
     #[error(transparent)]
     Tables(Box<ReconcileError>),
+    #[error("{}: [queues] {}", .0, .1.message)]
+    Queues(String, SqsError),
 }
 
 impl From<ReconcileError> for ApplyError {
@@ -104,6 +110,14 @@ pub async fn apply(
     for t in &tables.updated {
         changes.push(format!("updated table {t}"));
     }
+
+    // Queues next, dead-letter queues first; a change SQS cannot make in
+    // place (a queue turned FIFO) rejects the edit.
+    let queue_changes = services
+        .sqs
+        .reconcile(&running.queues)
+        .map_err(|e| ApplyError::Queues(new.path.display().to_string(), e))?;
+    changes.extend(queue_changes);
 
     let to_build = apply_functions(&services.lambda, old, &running, &mut changes);
 

@@ -33,6 +33,7 @@ use crate::lambda::{FunctionSpec, HostSettings, Invoker, LambdaHost};
 use crate::manifest::{LoadError, Manifest, Ports};
 use crate::reload::{ReloadError, ReloadEvent, Reloader};
 use crate::services::{self, ApplyError, Services};
+use crate::sqs::Sqs;
 pub use crate::urls::StackUrls;
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -72,6 +73,12 @@ pub enum StackError {
         )
     )]
     Reload(#[from] ReloadError),
+    #[error("cannot open the stack's queues: {0}")]
+    #[diagnostic(
+        code(woocom::queues),
+        help("if the file is damaged, `woocom-dev reset` starts the stack's data afresh")
+    )]
+    Sqs(String),
     #[error(transparent)]
     #[diagnostic(code(woocom::seed), help("fix the seed file at the item named"))]
     Seed(#[from] crate::seed::SeedError),
@@ -159,6 +166,7 @@ pub struct Stack {
     rest: Arc<RestApi>,
     websocket: Arc<WebSocketGateway>,
     dynamodb: Arc<DynamoDb>,
+    sqs: Arc<Sqs>,
     mappings: Arc<EventSourceMappings>,
     shutdown: watch::Sender<bool>,
     servers: Vec<JoinHandle<()>>,
@@ -264,6 +272,7 @@ impl Stack {
             "AWS_ENDPOINT_URL_DYNAMODB",
             "AWS_ENDPOINT_URL_DYNAMODB_STREAMS",
             "AWS_ENDPOINT_URL_LAMBDA",
+            "AWS_ENDPOINT_URL_SQS",
         ]
         .iter()
         .map(|k| ((*k).to_owned(), urls.aws.clone()))
@@ -275,6 +284,13 @@ impl Stack {
         // The services, empty; `apply` configures them from dev.toml as
         // hot reload does for an edit.
         let dynamodb = DynamoDb::open(options.data.clone())?;
+        let sqs = Sqs::open(
+            &options.data,
+            &manifest.stack.region,
+            &manifest.stack.account_id,
+        )
+        .map_err(|e| StackError::Sqs(e.to_string()))?;
+        sqs.set_endpoint(&urls.aws);
         let lambda = LambdaHost::new(
             HostSettings {
                 region: manifest.stack.region.clone(),
@@ -304,12 +320,18 @@ impl Stack {
         websocket_api
             .port
             .store(port_of(&ws_listener), std::sync::atomic::Ordering::Relaxed);
-        let mappings = EventSourceMappings::new(dynamodb.clone(), invoker, &manifest.stack.region);
+        let mappings = EventSourceMappings::new(
+            dynamodb.clone(),
+            sqs.clone(),
+            invoker,
+            &manifest.stack.region,
+        );
         let services = Services {
             lambda: lambda.clone(),
             rest: rest_api.clone(),
             websocket: websocket_api.clone(),
             dynamodb: dynamodb.clone(),
+            sqs: sqs.clone(),
             mappings: mappings.clone(),
         };
 
@@ -386,6 +408,7 @@ impl Stack {
                     lambda: lambda.clone(),
                     urls: urls.clone(),
                     dynamodb: dynamodb.clone(),
+                    sqs: sqs.clone(),
                 })
                 .merge(crate::event_source_mapping::http::router(mappings.clone())),
             ),
@@ -418,6 +441,7 @@ impl Stack {
             rest: rest_api,
             websocket: websocket_api,
             dynamodb,
+            sqs,
             mappings,
             shutdown,
             servers,
@@ -455,6 +479,11 @@ impl Stack {
     /// poller and tests.
     pub fn dynamodb(&self) -> &Arc<DynamoDb> {
         &self.dynamodb
+    }
+
+    /// The SQS service: its queues, for tests and benchmarks.
+    pub fn sqs(&self) -> &Arc<Sqs> {
+        &self.sqs
     }
 
     /// Event source mappings (stream delivery): each subscription's

@@ -205,10 +205,14 @@ fn print_status(value: &Value) {
     }
     for m in list {
         let text = |k: &str| m[k].as_str().unwrap_or("-").to_owned();
+        let source = match m["queue"].as_str() {
+            Some(q) => format!("queue {q}"),
+            None => text("table"),
+        };
         println!(
             "{} ({} -> {}): {}\n  checkpoint {}  latest {}  lag {} record(s), iterator age {} ms\n  {} batch(es), {} delivered, {} filtered, {} function error(s), {} discarded, {} in DLQ; last: {}",
             text("name"),
-            text("table"),
+            source,
             text("function"),
             text("state"),
             text("checkpoint"),

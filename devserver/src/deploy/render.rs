@@ -110,6 +110,16 @@ pub fn render_value(source: &Path, manifest: Value) -> Result<Value, RenderError
             "the manifest did not serialize to an object".into(),
         ));
     };
+    // Said, not skipped: a stack deployed without its queues would not run.
+    if sections
+        .get("queues")
+        .and_then(Value::as_object)
+        .is_some_and(|q| !q.is_empty())
+    {
+        return Err(invalid(
+            "[queues] (and subscriptions to them) run locally only so far: the Terraform modules do not deploy SQS queues yet".into(),
+        ));
+    }
     let mut out = Map::new();
     out.insert(
         "//".into(),

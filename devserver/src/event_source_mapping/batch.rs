@@ -38,8 +38,9 @@ const RETENTION: Duration = Duration::from_secs(24 * 3600);
 /// How an invocation's answer reads.
 pub(super) enum Outcome {
     Success,
-    /// `ReportBatchItemFailures`: records before this index succeeded.
-    Partial(usize),
+    /// `ReportBatchItemFailures`: the indexes of the records the function
+    /// named, in order (an ordered source resumes from the first).
+    Partial(Vec<usize>),
     Failure(InvokeResponse),
     /// The function could not be invoked (not counted as a retry).
     NotInvoked(String),
@@ -79,7 +80,7 @@ pub(super) fn judge(
         },
         _ => return Outcome::Failure(response.clone()),
     };
-    let mut lowest: Option<usize> = None;
+    let mut failed: Vec<usize> = Vec::new();
     for f in failures {
         let id = f
             .get("itemIdentifier")
@@ -88,11 +89,14 @@ pub(super) fn judge(
         let Some(index) = records.iter().position(|r| !id.is_empty() && r.id == id) else {
             return Outcome::Failure(response.clone());
         };
-        lowest = Some(lowest.map_or(index, |l| l.min(index)));
+        failed.push(index);
     }
-    match lowest {
-        Some(i) => Outcome::Partial(i),
-        None => Outcome::Success,
+    failed.sort_unstable();
+    failed.dedup();
+    if failed.is_empty() {
+        Outcome::Success
+    } else {
+        Outcome::Partial(failed)
     }
 }
 
@@ -187,7 +191,8 @@ impl MappingsCore {
                     last_failure = None;
                     None
                 }
-                Outcome::Partial(index) => {
+                Outcome::Partial(failed) => {
+                    let index = failed[0];
                     mapping.counters.errors.fetch_add(1, Ordering::Relaxed);
                     lock(&mapping.activity).last_result = "PROBLEM: partial batch failure".into();
                     let rest = records.split_off(index);
@@ -268,7 +273,10 @@ impl MappingsCore {
         let outcome = judge(&response, records, mapping.sub.report_batch_item_failures);
         let done = match &outcome {
             Outcome::Success => records.len(),
-            Outcome::Partial(i) => *i,
+            // An ordered source counts the records before the first
+            // failure; a queue every record not named.
+            Outcome::Partial(failed) if mapping.source.ordered() => failed[0],
+            Outcome::Partial(failed) => records.len() - failed.len(),
             _ => 0,
         };
         mapping
@@ -281,10 +289,42 @@ impl MappingsCore {
                 function = %mapping.sub.function,
                 request_id = %r.request_id,
                 records = records.len(),
-                "stream batch failed"
+                "batch failed"
             );
         }
         outcome
+    }
+
+    /// Delivers one batch of an unordered source (a queue) once: what
+    /// succeeded is committed (deleted); what failed is left to return to
+    /// the queue when its visibility timeout ends, where the queue's own
+    /// redrive policy counts the receives.
+    /// <https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html>
+    pub(super) async fn deliver_unordered(&self, mapping: &Mapping, batch: Vec<SourceRecord>) {
+        match self.invoke(mapping, &batch).await {
+            Outcome::Success => {
+                lock(&mapping.activity).last_result = "OK".into();
+                mapping.source.commit(&batch).await;
+            }
+            Outcome::Partial(failed) => {
+                mapping.counters.errors.fetch_add(1, Ordering::Relaxed);
+                lock(&mapping.activity).last_result = "PROBLEM: partial batch failure".into();
+                let done: Vec<SourceRecord> = batch
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| failed.binary_search(i).is_err())
+                    .map(|(_, r)| r)
+                    .collect();
+                mapping.source.commit(&done).await;
+            }
+            Outcome::Failure(_) => {
+                mapping.counters.errors.fetch_add(1, Ordering::Relaxed);
+                lock(&mapping.activity).last_result = "PROBLEM: Function call failed".into();
+            }
+            Outcome::NotInvoked(error) => {
+                lock(&mapping.activity).last_result = format!("PROBLEM: {error}");
+            }
+        }
     }
 
     /// Records discarded: the on-failure record, to the local DLQ.
@@ -406,7 +446,7 @@ mod tests {
         let records = [rec(1), rec(2), rec(3)];
         match judge(&response(payload, false), &records, true) {
             Outcome::Success => "success".into(),
-            Outcome::Partial(i) => format!("partial {i}"),
+            Outcome::Partial(f) => format!("partial {f:?}"),
             Outcome::Failure(_) => "failure".into(),
             Outcome::NotInvoked(_) => "not invoked".into(),
         }
@@ -427,7 +467,7 @@ mod tests {
             judged(
                 r#"{"batchItemFailures": [{"itemIdentifier": "10003"}, {"itemIdentifier": "10002"}]}"#
             ),
-            "partial 1"
+            "partial [1, 2]"
         );
         for bad in [
             r#"{"batchItemFailures": [{"itemIdentifier": ""}]}"#,

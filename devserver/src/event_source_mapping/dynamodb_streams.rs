@@ -162,6 +162,18 @@ impl DynamoDbStream {
     }
 }
 
+impl DynamoDbStream {
+    /// Moves the checkpoint past `last` (never back).
+    fn checkpoint(&self, last: &SourceRecord) {
+        let mut reader = self.lock();
+        if last.position > reader.position {
+            reader.position = last.position;
+            self.store
+                .set_checkpoint(&self.checkpoint_key, &public_sequence(last.position));
+        }
+    }
+}
+
 impl EventSource for DynamoDbStream {
     fn changes(&self) -> watch::Receiver<u64> {
         self.dynamodb.subscribe_changes()
@@ -230,7 +242,7 @@ impl EventSource for DynamoDbStream {
                 if !records.is_empty() {
                     break;
                 }
-                self.commit(&last);
+                self.checkpoint(&last);
                 records = self
                     .read_after(&stream, last.position, limit, max_bytes, None)
                     .await?;
@@ -239,13 +251,11 @@ impl EventSource for DynamoDbStream {
         })
     }
 
-    fn commit(&self, last: &SourceRecord) {
-        let mut reader = self.lock();
-        if last.position > reader.position {
-            reader.position = last.position;
-            self.store
-                .set_checkpoint(&self.checkpoint_key, &public_sequence(last.position));
+    fn commit<'a>(&'a self, records: &'a [SourceRecord]) -> BoxFuture<'a, ()> {
+        if let Some(last) = records.iter().max_by_key(|r| r.position) {
+            self.checkpoint(last);
         }
+        Box::pin(std::future::ready(()))
     }
 
     fn payload(&self, records: &[SourceRecord]) -> Vec<u8> {

@@ -24,6 +24,7 @@ pub mod event;
 pub mod http;
 mod poller;
 pub mod source;
+pub mod sqs_queue;
 pub mod store;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,7 +39,9 @@ use tokio::task::JoinHandle;
 
 use crate::dynamodb::DynamoDb;
 use crate::lambda::{InvokeRequest, Invoker};
+use crate::manifest::subscriptions::MappingSource;
 use crate::manifest::{StreamsSettings, Subscription};
+use crate::sqs::Sqs;
 pub use dynamodb_streams::{public_sequence, stored_sequence};
 use source::{EventSource, SourceError, SourceRecord};
 use store::{DlqEntry, Store};
@@ -119,6 +122,7 @@ struct Running {
 pub struct EventSourceMappings {
     core: Arc<MappingsCore>,
     dynamodb: Arc<DynamoDb>,
+    sqs: Arc<Sqs>,
     region: String,
     /// In dev.toml's order.
     running: Mutex<Vec<Running>>,
@@ -130,7 +134,10 @@ pub struct EventSourceMappings {
 #[derive(Debug, Clone, Serialize)]
 pub struct MappingStatus {
     pub name: String,
-    pub table: String,
+    /// The table whose stream the mapping reads, or `null`.
+    pub table: Option<String>,
+    /// The queue the mapping reads, or `null`.
+    pub queue: Option<String>,
     pub function: String,
     pub state: String,
     pub stream_arn: Option<String>,
@@ -155,6 +162,7 @@ impl EventSourceMappings {
     /// starts them.
     pub fn new(
         dynamodb: Arc<DynamoDb>,
+        sqs: Arc<Sqs>,
         invoker: Arc<dyn Invoker>,
         region: &str,
     ) -> Arc<EventSourceMappings> {
@@ -164,6 +172,7 @@ impl EventSourceMappings {
                 store: Arc::new(Store::open(dynamodb.location())),
             }),
             dynamodb,
+            sqs,
             region: region.to_owned(),
             running: Mutex::new(Vec::new()),
             applying: tokio::sync::Mutex::new(()),
@@ -225,14 +234,21 @@ impl EventSourceMappings {
     }
 
     fn start(&self, sub: &Subscription, settings: StreamsSettings) -> Running {
-        let source: Arc<dyn EventSource> = Arc::new(dynamodb_streams::DynamoDbStream::new(
-            self.dynamodb.clone(),
-            &sub.table,
-            &self.region,
-            sub.starting_position,
-            &sub.name,
-            self.core.store.clone(),
-        ));
+        let source: Arc<dyn EventSource> = match &sub.source {
+            MappingSource::Table(table) => Arc::new(dynamodb_streams::DynamoDbStream::new(
+                self.dynamodb.clone(),
+                table,
+                &self.region,
+                sub.starting_position,
+                &sub.name,
+                self.core.store.clone(),
+            )),
+            MappingSource::Queue(queue) => Arc::new(sqs_queue::SqsQueue::new(
+                self.sqs.clone(),
+                queue,
+                &self.region,
+            )),
+        };
         let mapping = Arc::new(Mapping {
             sub: sub.clone(),
             settings,
@@ -299,7 +315,8 @@ impl EventSourceMappings {
             };
             out.push(MappingStatus {
                 name: m.sub.name.clone(),
-                table: m.sub.table.clone(),
+                table: m.sub.table().map(str::to_owned),
+                queue: m.sub.queue().map(str::to_owned),
                 function: m.sub.function.clone(),
                 state: activity.state,
                 stream_arn: source.arn,

@@ -83,9 +83,16 @@ pub trait EventSource: Send + Sync + 'static {
         max_bytes: usize,
     ) -> BoxFuture<'_, Result<Vec<SourceRecord>, SourceError>>;
 
-    /// Records through `last` are processed (delivered, filtered out or
-    /// discarded) and are never read again.
-    fn commit(&self, last: &SourceRecord);
+    /// These records are processed (delivered, filtered out or discarded)
+    /// and are never read again: a stream's checkpoint moves past the last
+    /// of them; a queue deletes them.
+    fn commit<'a>(&'a self, records: &'a [SourceRecord]) -> BoxFuture<'a, ()>;
+
+    /// What filter patterns are matched against: the record as delivered,
+    /// or (SQS) with a JSON `body` parsed, as Lambda filters it.
+    fn filter_view<'a>(&self, record: &'a SourceRecord) -> std::borrow::Cow<'a, Value> {
+        std::borrow::Cow::Borrowed(&record.value)
+    }
 
     /// Lambda's event for a batch.
     fn payload(&self, records: &[SourceRecord]) -> Vec<u8>;

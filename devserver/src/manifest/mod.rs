@@ -3,6 +3,7 @@
 //! [`Manifest::parse`], which reject a bad file with the file, line and
 //! problem named.
 
+pub mod queues;
 mod route_path;
 pub mod subscriptions;
 pub mod tables;
@@ -14,6 +15,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+pub use queues::Queue;
 pub use route_path::{RoutePath, Segment};
 pub use subscriptions::{StreamsSettings, Subscription};
 pub use tables::Table;
@@ -76,6 +78,8 @@ pub struct Manifest {
     pub routes: Vec<Route>,
     /// DynamoDB tables (`[tables.<name>]`), by name.
     pub tables: BTreeMap<String, Table>,
+    /// SQS queues (`[queues.<name>]`), by name.
+    pub queues: BTreeMap<String, Queue>,
     /// The WebSocket API (`[websocket]`), when declared.
     pub websocket: Option<WebSocketApi>,
     /// Stream event source mappings (`[[subscriptions]]`).
@@ -286,6 +290,8 @@ struct RawManifest {
     routes: Vec<Spanned<RawRoute>>,
     #[serde(default)]
     tables: BTreeMap<Spanned<String>, Spanned<tables::RawTable>>,
+    #[serde(default)]
+    queues: BTreeMap<Spanned<String>, Spanned<queues::RawQueue>>,
     #[serde(default)]
     websocket: Option<Spanned<websocket::RawWebSocket>>,
     #[serde(default)]
@@ -646,8 +652,10 @@ impl Manifest {
         }
 
         let tables = tables::parse(raw.tables, &at)?;
+        let queues = queues::parse(raw.queues, &at)?;
         let websocket = websocket::parse(raw.websocket, &functions, &at)?;
-        let subscriptions = subscriptions::parse(raw.subscriptions, &tables, &functions, &at)?;
+        let subscriptions =
+            subscriptions::parse(raw.subscriptions, &tables, &queues, &functions, &at)?;
         let frontend = match raw.frontend {
             Some(f) => {
                 let span = f.span();
@@ -680,6 +688,7 @@ impl Manifest {
             functions,
             routes,
             tables,
+            queues,
             websocket,
             subscriptions,
             streams: raw.streams.unwrap_or_default(),

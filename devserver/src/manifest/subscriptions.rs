@@ -1,6 +1,17 @@
-//! `[[subscriptions]]` in `dev.toml`: DynamoDB stream event source mappings
-//! (a table's stream delivered to a function), with Lambda's parameters and
-//! ranges; and `[streams]`, local-only knobs for tests.
+//! `[[subscriptions]]` in `dev.toml`: event source mappings (a table's
+//! stream, or an SQS queue, delivered to a function), with Lambda's
+//! parameters and ranges; and `[streams]`, local-only knobs for tests.
+//!
+//! ```toml
+//! [[subscriptions]]
+//! queue = "orders"                            # an SQS queue of [queues]
+//! function = "fulfil"
+//! batch_size = 10                             # 1-10 (up to 10000 with a batching window)
+//! maximum_batching_window_in_seconds = 0      # 0-300
+//! report_batch_item_failures = true
+//! maximum_concurrency = 5                     # 2-1000 (ScalingConfig)
+//! filters = ['{"body": {"kind": ["order"]}}']
+//! ```
 //!
 //! ```toml
 //! [[subscriptions]]
@@ -30,16 +41,28 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use super::queues::Queue;
 use super::{Function, ManifestError, Table};
 use crate::event_pattern::FilterPattern;
+
+/// What a mapping reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MappingSource {
+    /// A DynamoDB table's stream.
+    Table(String),
+    /// An SQS queue.
+    Queue(String),
+}
 
 /// One event source mapping, validated.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Subscription {
     /// Names the mapping in `woocom-dev streams` and its checkpoint
-    /// (default `<function>-<table>`).
+    /// (default `<function>-<table or queue>`).
     pub name: String,
-    pub table: String,
+    #[serde(flatten)]
+    pub source: MappingSource,
     pub function: String,
     pub batch_size: u32,
     pub maximum_batching_window_in_seconds: u32,
@@ -55,9 +78,34 @@ pub struct Subscription {
     pub filters: Vec<FilterPattern>,
     /// Where records that exhaust retries or age go, e.g. `dlq:orders-failures`.
     pub on_failure: Option<String>,
+    /// SQS only: batches in flight at once (`ScalingConfig.MaximumConcurrency`).
+    pub maximum_concurrency: Option<u32>,
 }
 
 impl Subscription {
+    /// The table whose stream this mapping reads.
+    pub fn table(&self) -> Option<&str> {
+        match &self.source {
+            MappingSource::Table(t) => Some(t),
+            MappingSource::Queue(_) => None,
+        }
+    }
+
+    /// The queue this mapping reads.
+    pub fn queue(&self) -> Option<&str> {
+        match &self.source {
+            MappingSource::Queue(q) => Some(q),
+            MappingSource::Table(_) => None,
+        }
+    }
+
+    /// The table or queue's name.
+    pub fn source_name(&self) -> &str {
+        match &self.source {
+            MappingSource::Table(n) | MappingSource::Queue(n) => n,
+        }
+    }
+
     /// Lambda's `FunctionResponseTypes`.
     pub fn function_response_types(&self) -> Vec<&'static str> {
         if self.report_batch_item_failures {
@@ -126,8 +174,10 @@ pub const MAX_FILTERS: usize = 5;
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSubscription {
     name: Option<Spanned<String>>,
-    table: Spanned<String>,
+    table: Option<Spanned<String>>,
+    queue: Option<Spanned<String>>,
     function: Spanned<String>,
+    maximum_concurrency: Option<Spanned<i64>>,
     batch_size: Option<Spanned<i64>>,
     maximum_batching_window_in_seconds: Option<Spanned<i64>>,
     starting_position: Option<Spanned<String>>,
@@ -154,6 +204,7 @@ fn known(names: impl Iterator<Item = impl AsRef<str>>) -> String {
 pub(super) fn parse(
     raw: Vec<Spanned<RawSubscription>>,
     tables: &BTreeMap<String, Table>,
+    queues: &BTreeMap<String, Queue>,
     functions: &BTreeMap<String, Function>,
     at: &dyn Fn(Range<usize>, String) -> ManifestError,
 ) -> Result<Vec<Subscription>, ManifestError> {
@@ -161,24 +212,49 @@ pub(super) fn parse(
     for entry in raw {
         let span = entry.span();
         let s = entry.into_inner();
-        let table = s.table.get_ref();
-        let Some(declared) = tables.get(table) else {
-            return Err(at(
-                s.table.span(),
-                format!(
-                    "subscription: unknown table `{table}` (declared: {})",
-                    known(tables.keys())
-                ),
-            ));
+        let source = match (&s.table, &s.queue) {
+            (Some(t), None) => {
+                let table = t.get_ref();
+                let Some(declared) = tables.get(table) else {
+                    return Err(at(
+                        t.span(),
+                        format!(
+                            "subscription: unknown table `{table}` (declared: {})",
+                            known(tables.keys())
+                        ),
+                    ));
+                };
+                if declared.stream.is_none() {
+                    return Err(at(
+                        t.span(),
+                        format!(
+                            "subscription: table `{table}` has no stream; add `stream = \"NEW_AND_OLD_IMAGES\"` (or another view type) to [tables.{table}]"
+                        ),
+                    ));
+                }
+                MappingSource::Table(table.clone())
+            }
+            (None, Some(q)) => {
+                let queue = q.get_ref();
+                if !queues.contains_key(queue) {
+                    return Err(at(
+                        q.span(),
+                        format!(
+                            "subscription: unknown queue `{queue}` (declared: {})",
+                            known(queues.keys())
+                        ),
+                    ));
+                }
+                MappingSource::Queue(queue.clone())
+            }
+            _ => {
+                return Err(at(
+                    span,
+                    "subscription: name exactly one source, `table = \"...\"` (its stream) or `queue = \"...\"`".to_owned(),
+                ));
+            }
         };
-        if declared.stream.is_none() {
-            return Err(at(
-                s.table.span(),
-                format!(
-                    "subscription: table `{table}` has no stream; add `stream = \"NEW_AND_OLD_IMAGES\"` (or another view type) to [tables.{table}]"
-                ),
-            ));
-        }
+        let table = source_name(&source);
         let function = s.function.get_ref();
         if !functions.contains_key(function) {
             return Err(at(
@@ -190,6 +266,20 @@ pub(super) fn parse(
             ));
         }
         let what = format!("subscription {table} -> {function}");
+        if let (MappingSource::Queue(q), Some(f)) = (&source, functions.get(function)) {
+            // CreateEventSourceMapping refuses this: a batch could become
+            // visible again while the function still works on it.
+            let visibility = queues[q].visibility_timeout_seconds;
+            if f.timeout.as_secs_f64() > f64::from(visibility) {
+                return Err(at(
+                    span,
+                    format!(
+                        "{what}: Queue visibility timeout: {visibility} seconds is less than Function timeout: {} seconds (raise [queues.{q}] visibility_timeout_seconds, or lower the function's timeout)",
+                        f.timeout.as_secs_f64()
+                    ),
+                ));
+            }
+        }
         let ranged = |v: &Option<Spanned<i64>>,
                       field: &str,
                       ok: &dyn Fn(i64) -> bool,
@@ -205,13 +295,6 @@ pub(super) fn parse(
                 None => Ok(default),
             }
         };
-        let batch_size = ranged(
-            &s.batch_size,
-            "batch_size",
-            &|v| (1..=i64::from(MAX_BATCH_SIZE)).contains(&v),
-            "is out of range: Lambda allows 1 to 10000 for DynamoDB streams",
-            i64::from(DEFAULT_BATCH_SIZE),
-        )?;
         let window = ranged(
             &s.maximum_batching_window_in_seconds,
             "maximum_batching_window_in_seconds",
@@ -219,6 +302,80 @@ pub(super) fn parse(
             "is out of range: Lambda allows 0 to 300",
             0,
         )?;
+        let is_queue = matches!(source, MappingSource::Queue(_));
+        let batch_size = if is_queue {
+            // SQS: 1-10, or up to 10000 with a batching window.
+            // <https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-parameters.html>
+            let max = if window > 0 { 10_000 } else { 10 };
+            ranged(
+                &s.batch_size,
+                "batch_size",
+                &|v| (1..=max).contains(&v),
+                "is out of range: Lambda allows 1 to 10 for SQS, or up to 10000 with maximum_batching_window_in_seconds",
+                10,
+            )?
+        } else {
+            ranged(
+                &s.batch_size,
+                "batch_size",
+                &|v| (1..=i64::from(MAX_BATCH_SIZE)).contains(&v),
+                "is out of range: Lambda allows 1 to 10000 for DynamoDB streams",
+                i64::from(DEFAULT_BATCH_SIZE),
+            )?
+        };
+        let maximum_concurrency = match (&s.maximum_concurrency, is_queue) {
+            (Some(c), false) => {
+                return Err(at(
+                    c.span(),
+                    format!("{what}: maximum_concurrency is for SQS queues only"),
+                ));
+            }
+            (Some(c), true) if !(2..=1000).contains(c.get_ref()) => {
+                return Err(at(
+                    c.span(),
+                    format!(
+                        "{what}: maximum_concurrency = {} is out of range: Lambda allows 2 to 1000",
+                        c.get_ref()
+                    ),
+                ));
+            }
+            (Some(c), true) => Some(*c.get_ref() as u32),
+            (None, _) => None,
+        };
+        if is_queue {
+            // What only streams have is refused, not ignored.
+            let stream_only = [
+                (
+                    "starting_position",
+                    s.starting_position.as_ref().map(Spanned::span),
+                ),
+                (
+                    "maximum_retry_attempts",
+                    s.maximum_retry_attempts.as_ref().map(Spanned::span),
+                ),
+                (
+                    "maximum_record_age_in_seconds",
+                    s.maximum_record_age_in_seconds.as_ref().map(Spanned::span),
+                ),
+                ("on_failure", s.on_failure.as_ref().map(Spanned::span)),
+            ];
+            for (field, at_span) in stream_only {
+                if let Some(sp) = at_span {
+                    return Err(at(
+                        sp,
+                        format!(
+                            "{what}: {field} is for DynamoDB streams; a queue's failed messages return to it and its redrive_policy moves them to a dead-letter queue"
+                        ),
+                    ));
+                }
+            }
+            if s.bisect_batch_on_function_error {
+                return Err(at(
+                    span,
+                    format!("{what}: bisect_batch_on_function_error is for DynamoDB streams"),
+                ));
+            }
+        }
         let retries = ranged(
             &s.maximum_retry_attempts,
             "maximum_retry_attempts",
@@ -234,6 +391,7 @@ pub(super) fn parse(
             -1,
         )?;
         let starting_position = match &s.starting_position {
+            None if is_queue => StartingPosition::TrimHorizon,
             None => {
                 return Err(at(
                     span,
@@ -323,7 +481,7 @@ pub(super) fn parse(
         }
         out.push(Subscription {
             name,
-            table: table.clone(),
+            source: source.clone(),
             function: function.clone(),
             batch_size: batch_size as u32,
             maximum_batching_window_in_seconds: window as u32,
@@ -334,9 +492,16 @@ pub(super) fn parse(
             report_batch_item_failures: s.report_batch_item_failures,
             filters,
             on_failure,
+            maximum_concurrency,
         });
     }
     Ok(out)
+}
+
+fn source_name(source: &MappingSource) -> &str {
+    match source {
+        MappingSource::Table(n) | MappingSource::Queue(n) => n,
+    }
 }
 
 #[cfg(test)]

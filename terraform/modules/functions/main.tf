@@ -141,6 +141,17 @@ resource "aws_lambda_function" "this" {
   depends_on = [aws_iam_role_policy.function, aws_cloudwatch_log_group.function]
 }
 
+# What Lambda does with an asynchronous invocation that fails (dev.toml's
+# maximum_retry_attempts and maximum_event_age_in_seconds), as woocom-dev
+# does locally.
+resource "aws_lambda_function_event_invoke_config" "this" {
+  for_each = var.functions
+
+  function_name                = aws_lambda_function.this[each.key].function_name
+  maximum_retry_attempts       = each.value.event_invoke.maximum_retry_attempts
+  maximum_event_age_in_seconds = each.value.event_invoke.maximum_event_age_in_seconds
+}
+
 output "names" {
   value = { for k, f in aws_lambda_function.this : k => f.function_name }
 }

@@ -104,6 +104,8 @@ locals {
       memory      = f.memory
       timeout     = local.deploy.functions[name].timeout
       concurrency = f.concurrency
+      # Asynchronous invocation: retries (0-2) and the oldest event still run.
+      event_invoke = try(f.event_invoke, { maximum_retry_attempts = 2, maximum_event_age_in_seconds = 21600 })
       # dev.toml's env; values naming a declared table become the deployed
       # table's name; functions that post to @connections get the
       # management endpoint.
