@@ -27,6 +27,10 @@
 //! `fail` drives failures: `always` fails the invocation, `once` fails it the
 //! first time that record is seen, `partial` reports the record in
 //! `batchItemFailures`, `bad-id` reports an empty `itemIdentifier`.
+//!
+//! SQS events (`eventSource == "aws:sqs"`) are appended to `PROBE_SQS_LOG`;
+//! a message whose body is `fail` fails the batch, `partial` is reported
+//! in `batchItemFailures`.
 
 use std::time::Duration;
 
@@ -73,6 +77,9 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
     }
     if payload["Records"][0]["eventSource"] == "aws:dynamodb" {
         return dynamodb_stream(&payload, &context.request_id);
+    }
+    if payload["Records"][0]["eventSource"] == "aws:sqs" {
+        return sqs_batch(&payload, &context.request_id);
     }
     let (mode, args) = options(&payload);
     if mode == "ok" {
@@ -284,6 +291,27 @@ fn dynamodb_stream(event: &Value, request_id: &str) -> Result<Value, Error> {
             }
             "partial" => failures.push(json!({ "itemIdentifier": sequence })),
             "bad-id" => failures.push(json!({ "itemIdentifier": "" })),
+            _ => {}
+        }
+    }
+    Ok(json!({ "batchItemFailures": failures }))
+}
+
+/// An SQS batch: logged to `PROBE_SQS_LOG` as one JSON line; a message
+/// whose body is `fail` fails the invocation, `partial` is reported in
+/// `batchItemFailures`.
+fn sqs_batch(raw: &Value, request_id: &str) -> Result<Value, Error> {
+    // Deserializing proves the event fits the crate functions use.
+    let event: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_value(raw.clone())?;
+    if let Ok(path) = std::env::var("PROBE_SQS_LOG") {
+        let line = json!({ "request_id": request_id, "records": raw["Records"] });
+        append_line(&path, &line)?;
+    }
+    let mut failures = Vec::new();
+    for m in &event.records {
+        match m.body.as_deref() {
+            Some("fail") => return Err("probe failed on purpose".into()),
+            Some("partial") => failures.push(json!({ "itemIdentifier": m.message_id })),
             _ => {}
         }
     }
