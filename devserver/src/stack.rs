@@ -410,7 +410,8 @@ impl Stack {
                     dynamodb: dynamodb.clone(),
                     sqs: sqs.clone(),
                 })
-                .merge(crate::event_source_mapping::http::router(mappings.clone())),
+                .merge(crate::event_source_mapping::http::router(mappings.clone()))
+                .merge(crate::sqs::control::router(sqs.clone())),
             ),
         ];
         if let (Some(listener), Some((_, dist))) = (frontend_listener, frontend_dirs) {

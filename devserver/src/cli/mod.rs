@@ -6,8 +6,10 @@ mod faults;
 mod invoke;
 mod logging;
 mod package;
+mod queues;
 mod render;
 mod reset;
+mod running;
 mod scan;
 mod seed;
 mod streams;
@@ -66,6 +68,8 @@ enum Command {
     Faults(faults::FaultsArgs),
     /// Stream delivery: mapping status, dead-letter queues, replay.
     Streams(streams::StreamsArgs),
+    /// SQS queues: depth and in-flight counts, peek, purge, redrive a DLQ.
+    Queues(queues::QueuesArgs),
     /// Render dev.toml to terraform/manifest.json (--check: fail when stale).
     Render(render::RenderArgs),
     /// Build every function for Lambda (arm64, x86_64) into zips.
@@ -99,6 +103,7 @@ pub fn main() -> ExitCode {
             Command::Reset(args) => reset::run(&cli.manifest, args).await,
             Command::Faults(args) => faults::run(&cli.manifest, args).await,
             Command::Streams(args) => streams::run(&cli.manifest, args).await,
+            Command::Queues(args) => queues::run(&cli.manifest, args).await,
             Command::Render(args) => render::run(&cli.manifest, args).await,
             Command::Package(args) => package::run(&cli.manifest, args).await,
             Command::Deploy(args) => deploy::run(&cli.manifest, args).await,

@@ -10,28 +10,18 @@
 //!
 //! Talks to `/_woocom/streams/...` on the stack's AWS endpoint.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
 use woocom_dev::event_source_mapping::http::STREAMS_PATH;
-use woocom_dev::manifest::Manifest;
+
+use super::running::{RunningStack, encode, request};
 
 #[derive(clap::Args)]
 pub struct StreamsArgs {
-    /// The running stack's AWS endpoint (default: dev.toml's [ports] aws).
-    #[arg(long, global = true)]
-    endpoint: Option<String>,
-    /// Read the endpoint from the file `woocom-dev up --ready-file` wrote.
-    #[arg(long, global = true, conflicts_with = "endpoint")]
-    ready_file: Option<PathBuf>,
-    /// Print the server's JSON answer as is.
-    #[arg(long, global = true)]
-    json: bool,
+    #[command(flatten)]
+    stack: RunningStack,
     #[command(subcommand)]
     action: Action,
 }
@@ -73,23 +63,7 @@ pub async fn run(
     manifest_path: &Path,
     args: StreamsArgs,
 ) -> Result<ExitCode, Box<dyn std::error::Error>> {
-    let endpoint = match (&args.endpoint, &args.ready_file) {
-        (Some(e), _) => e.trim_end_matches('/').to_owned(),
-        (None, Some(file)) => {
-            let text = std::fs::read_to_string(file)
-                .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
-            let ready: Value = serde_json::from_str(&text)?;
-            ready["aws"]
-                .as_str()
-                .ok_or_else(|| format!("{} has no `aws` URL", file.display()))?
-                .trim_end_matches('/')
-                .to_owned()
-        }
-        (None, None) => {
-            let manifest = Manifest::load(manifest_path)?;
-            format!("http://127.0.0.1:{}", manifest.ports.aws)
-        }
-    };
+    let endpoint = args.stack.endpoint(manifest_path)?;
     let base = format!("{endpoint}{STREAMS_PATH}");
     let (method, url, body) = match &args.action {
         Action::Status => (http::Method::GET, format!("{base}/status"), String::new()),
@@ -121,7 +95,7 @@ pub async fn run(
         ),
     };
     let value = request(&endpoint, method, &url, body).await?;
-    if args.json {
+    if args.stack.json {
         println!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -156,43 +130,6 @@ pub async fn run(
         _ => println!("{}", serde_json::to_string_pretty(&value)?),
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn encode(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
-async fn request(
-    endpoint: &str,
-    method: http::Method,
-    url: &str,
-    body: String,
-) -> Result<Value, Box<dyn std::error::Error>> {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let request = http::Request::builder()
-        .method(method)
-        .uri(url)
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(body)))?;
-    // Replays and redrives wait for the function.
-    let response =
-        tokio::time::timeout(std::time::Duration::from_secs(900), client.request(request))
-            .await
-            .map_err(|_| format!("{endpoint} did not answer"))?
-            .map_err(|e| {
-                format!("cannot reach woocom-dev at {endpoint} (is `woocom-dev up` running?): {e}")
-            })?;
-    let status = response.status();
-    let bytes = response.into_body().collect().await?.to_bytes();
-    let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    if !status.is_success() {
-        return Err(value["message"]
-            .as_str()
-            .unwrap_or("request refused")
-            .to_owned()
-            .into());
-    }
-    Ok(value)
 }
 
 fn print_status(value: &Value) {

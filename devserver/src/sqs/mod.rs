@@ -17,6 +17,7 @@
 
 pub mod api;
 pub mod attributes;
+pub mod control;
 pub mod error;
 pub mod message;
 pub mod queue;

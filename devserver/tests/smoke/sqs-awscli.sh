@@ -9,7 +9,7 @@ bin=${WOOCOM_DEV:-$here/../../../target/debug/woocom-dev}
 work=$(mktemp -d)
 trap 'kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-WOOCOM_LOG=warn "$bin" -m "$here/../fixtures/sqs.toml" up --free-ports --no-frontend --ready-file "$work/ready.json" \
+WOOCOM_LOG=warn "$bin" -m "$here/../fixtures/sqs.toml" up --free-ports --no-frontend --data "$work/data" --ready-file "$work/ready.json" \
     >"$work/up.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 600); do [ -s "$work/ready.json" ] && break; sleep 0.2; done
@@ -74,4 +74,12 @@ except ClientError as e:
     assert e.response["Error"]["Code"] == "InvalidParameterValue", e.response
 print("boto3 ok")
 PY
+# woocom-dev queues: the same stack seen from the CLI.
+"$bin" queues --ready-file "$work/ready.json" list >"$work/list.txt" || fail "queues list"
+grep -q "^orders: 0 visible, 0 in flight, 0 delayed  -> orders-dlq after 2 receives" "$work/list.txt" || { cat "$work/list.txt"; fail "queues list output"; }
+grep -q "^smoke: 2 visible, 1 in flight" "$work/list.txt" || { cat "$work/list.txt"; fail "queues list counts"; }
+"$bin" queues --ready-file "$work/ready.json" peek smoke -n 10 >"$work/peek.txt" || fail "queues peek"
+grep -q "received 0 time(s)" "$work/peek.txt" || { cat "$work/peek.txt"; fail "queues peek output"; }
+"$bin" queues --ready-file "$work/ready.json" purge smoke >/dev/null || fail "queues purge"
+"$bin" queues --ready-file "$work/ready.json" list | grep -q "^smoke: 0 visible" || fail "purged"
 echo "sqs-awscli: ok"
