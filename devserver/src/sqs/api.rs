@@ -53,7 +53,7 @@ fn str_field<'a>(r: &'a Value, name: &str) -> Result<&'a str, SqsError> {
         .ok_or_else(|| SqsError::missing_parameter(name))
 }
 
-fn queue_name<'a>(r: &'a Value) -> Result<&'a str, SqsError> {
+fn queue_name(r: &Value) -> Result<&str, SqsError> {
     let url = str_field(r, "QueueUrl")?;
     Sqs::name_from_url(url).ok_or_else(SqsError::queue_does_not_exist)
 }

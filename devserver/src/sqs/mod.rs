@@ -641,9 +641,9 @@ impl Sqs {
             if let Some(ms) = next_visible {
                 left = left.min(Duration::from_millis(ms.max(1) as u64));
             }
-            match tokio::time::timeout(left, wake.changed()).await {
-                Ok(Err(_)) => return Err(SqsError::queue_does_not_exist()),
-                Ok(Ok(())) | Err(_) => {}
+            // The queue was deleted while this receive waited.
+            if let Ok(Err(_)) = tokio::time::timeout(left, wake.changed()).await {
+                return Err(SqsError::queue_does_not_exist());
             }
         }
     }

@@ -59,6 +59,10 @@ impl Queue {
         self.messages.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+
     /// (visible, in flight, delayed), as `ApproximateNumberOfMessages*`.
     pub fn counts(&self, now: i64) -> (usize, usize, usize) {
         let in_flight = self.receipts.len();
