@@ -304,7 +304,10 @@ fn sqs_batch(raw: &Value, request_id: &str) -> Result<Value, Error> {
     // Deserializing proves the event fits the crate functions use.
     let event: aws_lambda_events::event::sqs::SqsEvent = serde_json::from_value(raw.clone())?;
     if let Ok(path) = std::env::var("PROBE_SQS_LOG") {
-        let line = json!({ "request_id": request_id, "records": raw["Records"] });
+        let received_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros());
+        let line = json!({ "request_id": request_id, "received_us": received_us, "records": raw["Records"] });
         append_line(&path, &line)?;
     }
     let mut failures = Vec::new();
