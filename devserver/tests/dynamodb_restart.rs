@@ -381,3 +381,108 @@ async fn dev_toml_changes_are_reconciled_or_reported() {
     assert!(item.item().is_some(), "data kept");
     stack.shutdown().await;
 }
+
+/// SQS shares the data folder: what `SendMessage` and `DeleteMessage`
+/// acknowledged before a `kill -9` is there after the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_sqs_sends_and_deletes_survive_kill_9() {
+    let (_dir, manifest) = project("sqs-kill9");
+    let mut text = std::fs::read_to_string(&manifest).expect("manifest");
+    text.push_str("\n[queues.jobs]\n");
+    std::fs::write(&manifest, text).expect("write");
+    let server = up(&manifest);
+    let sqs = aws_sdk_sqs::Client::new(&dynamodb_support::sdk::config(&server.aws).await);
+    let url = format!("{}/000000000000/jobs", server.aws);
+    for i in 0..40 {
+        sqs.send_message()
+            .queue_url(&url)
+            .message_body(format!("job-{i}"))
+            .send()
+            .await
+            .expect("acknowledged");
+    }
+    let got = sqs
+        .receive_message()
+        .queue_url(&url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .expect("receive");
+    let mut deleted = Vec::new();
+    for m in got.messages() {
+        sqs.delete_message()
+            .queue_url(&url)
+            .receipt_handle(m.receipt_handle().expect("receipt"))
+            .send()
+            .await
+            .expect("acknowledged delete");
+        deleted.push(m.body().expect("body").to_owned());
+    }
+    // A sender keeps going while the server is killed.
+    let sender = {
+        let sqs = sqs.clone();
+        let url = url.clone();
+        tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for i in 40..10_000 {
+                match sqs
+                    .send_message()
+                    .queue_url(&url)
+                    .message_body(format!("job-{i}"))
+                    .send()
+                    .await
+                {
+                    Ok(_) => acked.push(i),
+                    Err(_) => break,
+                }
+            }
+            acked
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.kill_9();
+    let acked = sender.await.expect("sender");
+
+    let server = up(&manifest);
+    let sqs = aws_sdk_sqs::Client::new(&dynamodb_support::sdk::config(&server.aws).await);
+    let url = format!("{}/000000000000/jobs", server.aws);
+    let mut bodies = std::collections::BTreeSet::new();
+    loop {
+        let got = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .visibility_timeout(600)
+            .send()
+            .await
+            .expect("receive");
+        if got.messages().is_empty() {
+            break;
+        }
+        bodies.extend(
+            got.messages()
+                .iter()
+                .filter_map(|m| m.body().map(str::to_owned)),
+        );
+    }
+    for i in (0..40).chain(acked.iter().copied()) {
+        let body = format!("job-{i}");
+        if deleted.contains(&body) {
+            assert!(
+                !bodies.contains(&body),
+                "{body} was deleted before the kill"
+            );
+        } else {
+            assert!(
+                bodies.contains(&body),
+                "{body} was acknowledged and is gone"
+            );
+        }
+    }
+    assert!(
+        acked.len() > 10,
+        "the sender was still sending: {}",
+        acked.len()
+    );
+    server.kill_9();
+}
