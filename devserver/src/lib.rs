@@ -12,6 +12,7 @@ pub mod dynamodb;
 pub mod frontend;
 pub mod gateway;
 pub mod lambda;
+pub mod listener;
 pub mod manifest;
 pub mod reload;
 pub mod seed;

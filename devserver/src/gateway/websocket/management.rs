@@ -103,7 +103,9 @@ pub(super) async fn handle(
                 Ok(text) => Outbound::Text(text.to_owned()),
                 Err(_) => Outbound::Binary(body),
             };
-            if connection.outbound.send(message).await.is_err() {
+            // Never waits on the client: a client that does not read is
+            // closed and this post, like any to a closed connection, is 410.
+            if connection.outbox.push(message).is_err() {
                 return gone();
             }
             with_request_id(StatusCode::OK.into_response())
@@ -136,11 +138,8 @@ pub(super) async fn handle(
             let Some(connection) = gateway.connection(&id) else {
                 return gone();
             };
-            let close = Outbound::Close {
-                code: close_code::NORMAL,
-                reason: "",
-            };
-            if connection.outbound.send(close).await.is_err() {
+            // Answers at once; the connection closes in the background.
+            if !connection.outbox.close(close_code::NORMAL, "") {
                 return gone();
             }
             with_request_id(StatusCode::NO_CONTENT.into_response())
