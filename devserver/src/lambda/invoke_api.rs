@@ -37,13 +37,99 @@ pub mod headers {
 /// the feedback loop, so the waits are one and two seconds.
 const ASYNC_RETRY_DELAYS: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(2)];
 
+/// How much of a too-large payload is read (and dropped) before the 413
+/// is sent: a client still sending when the answer comes would see a reset
+/// connection instead of Lambda's error. Past it the connection is closed.
+const MAX_DRAINED_BYTES: usize = 64 * 1024 * 1024;
+
 pub fn router(host: Arc<LambdaHost>) -> Router {
+    // Payload limits are checked in the handler, while reading, so that
+    // clients get Lambda's error (`RequestTooLargeException`) for any size.
     Router::new()
         .route("/2015-03-31/functions/{function}/invocations", post(invoke))
-        // Payload limits are checked in the handler so clients get
-        // Lambda's error; this only bounds what is read at all.
-        .layer(axum::extract::DefaultBodyLimit::max(2 * MAX_SYNC_PAYLOAD))
         .with_state(host)
+}
+
+/// Reads a payload of at most `limit` bytes into one buffer sized from
+/// `Content-Length` (no regrowth copies); a larger one is read to the end
+/// and dropped, and answered 413.
+async fn read_payload(
+    body: axum::body::Body,
+    content_length: Option<usize>,
+    limit: usize,
+    invocation_type: &str,
+) -> Result<Bytes, ApiError> {
+    use http_body_util::BodyExt;
+    let too_large = |size: usize| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "RequestTooLargeException",
+            format!(
+                "{size} byte payload is too large for the {invocation_type} invocation type (limit {limit} bytes)"
+            ),
+        )
+    };
+    let mut body = body;
+    let mut payload = Vec::with_capacity(content_length.unwrap_or(0).min(limit));
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestContentException",
+                format!("Could not read the request body: {e}"),
+            )
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total += data.len();
+        if total <= limit {
+            payload.extend_from_slice(&data);
+        } else if total > MAX_DRAINED_BYTES {
+            return Err(too_large(total));
+        } else if !payload.is_empty() {
+            payload = Vec::new();
+        }
+    }
+    if total > limit {
+        return Err(too_large(total));
+    }
+    Ok(Bytes::from(payload))
+}
+
+/// A full ARN naming another region or account: Lambda does not look for
+/// the function here. Another region is answered as Lambda answers it
+/// (`ResourceNotFoundException`, "Functions from 'eu-west-1' are not
+/// reachable in this region ('us-east-1')"); a function of another account
+/// does not exist on this machine, so it is not found either.
+fn foreign_arn(host: &LambdaHost, raw: &str, name: &str) -> Option<ApiError> {
+    let requested: Vec<&str> = raw.split(':').collect();
+    let local_arn = host.function_arn(name);
+    let local: Vec<&str> = local_arn.split(':').collect();
+    let (region, account) = match requested.as_slice() {
+        ["arn", _, "lambda", region, account, ..] => (Some(*region), *account),
+        [account, "function", ..] => (None, *account),
+        _ => return None,
+    };
+    let (local_region, local_account) = (local.get(3)?, local.get(4)?);
+    if let Some(region) = region.filter(|r| r != local_region) {
+        return Some(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            format!(
+                "Functions from '{region}' are not reachable in this region ('{local_region}')"
+            ),
+        ));
+    }
+    if account != *local_account {
+        let arn = format!(
+            "arn:aws:lambda:{}:{account}:function:{name}",
+            region.unwrap_or(local_region)
+        );
+        return Some(LambdaError::FunctionNotFound { arn }.into());
+    }
+    None
 }
 
 /// A Lambda API error, as restJson1 clients read it: the type in
@@ -152,7 +238,7 @@ async fn invoke(
     Path(function): Path<String>,
     Query(query): Query<InvokeQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let Some((name, qualifier)) = parse_function_name(&function) else {
         return Err(ApiError::new(
@@ -163,6 +249,9 @@ async fn invoke(
             ),
         ));
     };
+    if let Some(refusal) = foreign_arn(&host, &function, &name) {
+        return Err(refusal);
+    }
     let qualifier = qualifier.or(query.qualifier);
     if !host.has_function(&name) || qualifier.as_deref().is_some_and(|q| q != LATEST) {
         let arn = match &qualifier {
@@ -189,20 +278,26 @@ async fn invoke(
             ));
         }
     };
-    if body.len() > limit {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "RequestTooLargeException",
-            format!(
-                "{} byte payload is too large for the {invocation_type} invocation type (limit {limit} bytes)",
-                body.len()
-            ),
-        ));
-    }
+    let content_length = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let body = read_payload(body, content_length, limit, invocation_type).await?;
     let payload = if body.is_empty() {
         Bytes::from_static(b"{}")
     } else {
-        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
+        // serde_json skips the bytes of strings it ignores without checking
+        // them, so UTF-8 is checked first: Lambda refuses it too.
+        let json = std::str::from_utf8(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestContentException",
+                format!(
+                    "Could not parse request body into json: Could not parse payload into json: Invalid UTF-8: {e}"
+                ),
+            )
+        })?;
+        if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(json) {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "InvalidRequestContentException",

@@ -3,6 +3,7 @@
 //! Gateway's own answers (403, 413, 502, 504) where it gives them.
 
 pub mod event;
+pub mod request_checks;
 pub mod response;
 pub mod routes;
 
@@ -206,6 +207,11 @@ async fn handle(
     let method = parts.method.clone();
     let full_path = parts.uri.path().to_owned();
 
+    if let Some(refusal) = request_checks::check(&parts) {
+        tracing::info!(target: "gateway", %method, path = %full_path, "{}: refused before routing", refusal.status);
+        return gateway_response(refusal, &ids, cors);
+    }
+
     // `/{stage}/rest-of-path`; anything else is not this API.
     let stage = &deployment.settings.stage;
     let rest = full_path
@@ -226,8 +232,13 @@ async fn handle(
     if too_large {
         return gateway_response(&REQUEST_TOO_LARGE, &ids, cors);
     }
-    let Ok(body) = axum::body::to_bytes(body, MAX_REQUEST_BODY).await else {
-        return gateway_response(&REQUEST_TOO_LARGE, &ids, cors);
+    let body = match axum::body::to_bytes(body, MAX_REQUEST_BODY).await {
+        Ok(body) => body,
+        Err(e) => {
+            let refusal = request_checks::body_refusal(&e);
+            tracing::info!(target: "gateway", %method, path = %full_path, "{}: request body: {e}", refusal.status);
+            return gateway_response(refusal, &ids, cors);
+        }
     };
 
     let segments = split_path(path);
