@@ -161,13 +161,22 @@ async fn connection(
     mut stop: watch::Receiver<bool>,
 ) {
     let body_timeout = limits.body_read_timeout;
+    let sniffer = Arc::new(HeadSniffer::default());
+    let heads = sniffer.clone();
     let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
-        let request = request.map(|body| Body::new(DeadlineBody::new(body, body_timeout)));
+        if heads.take_ambiguous() {
+            request.extensions_mut().insert(AmbiguousLength);
+        }
+        // The next head is watched once this request's body is read; an
+        // upgraded connection carries no more heads.
+        let rearm = (!request.headers().contains_key(http::header::UPGRADE)).then(|| heads.clone());
+        let request = request.map(|body| Body::new(DeadlineBody::new(body, body_timeout, rearm)));
         router.clone().oneshot(request)
     });
     let io = TokioIo::new(Permitted {
         tcp,
+        sniffer,
         _permit: permit,
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -202,6 +211,7 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 /// free again when the socket is dropped, after an upgrade too.
 struct Permitted {
     tcp: TcpStream,
+    sniffer: Arc<HeadSniffer>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -211,8 +221,93 @@ impl AsyncRead for Permitted {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.tcp).poll_read(cx, buf);
+        if polled.is_ready() {
+            self.sniffer.read(&buf.filled()[before..]);
+        }
+        polled
     }
+}
+
+/// Set on a request whose head carried both `Transfer-Encoding` and
+/// `Content-Length`. hyper takes the chunked body and drops the length
+/// before any handler sees the headers (RFC 9112 §6.3 allows that, or
+/// refusing the request); the REST API refuses it, so it must be told.
+#[derive(Debug, Clone, Copy)]
+pub struct AmbiguousLength;
+
+/// Watches the bytes of each request head as hyper reads them, for the one
+/// thing hyper hides: both body lengths given. Only heads are kept (at most
+/// [`MAX_HEADER_BYTES`]), never bodies or WebSocket frames.
+#[derive(Default)]
+struct HeadSniffer {
+    state: std::sync::Mutex<Sniffing>,
+}
+
+#[derive(Default)]
+enum Sniffing {
+    /// Collecting a head.
+    #[default]
+    Start,
+    Head(Vec<u8>),
+    /// Past a head: its verdict, until the request takes it; then the body.
+    Done {
+        ambiguous: bool,
+    },
+}
+
+impl HeadSniffer {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Sniffing> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn read(&self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let mut state = self.lock();
+        if matches!(*state, Sniffing::Start) {
+            *state = Sniffing::Head(Vec::new());
+        }
+        let Sniffing::Head(head) = &mut *state else {
+            return;
+        };
+        head.extend_from_slice(bytes);
+        if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            let ambiguous = both_lengths(&head[..end]);
+            *state = Sniffing::Done { ambiguous };
+        } else if head.len() > MAX_HEADER_BYTES {
+            // hyper refuses it (431); nothing to tell.
+            *state = Sniffing::Done { ambiguous: false };
+        }
+    }
+
+    /// The verdict on the head just parsed.
+    fn take_ambiguous(&self) -> bool {
+        match &mut *self.lock() {
+            Sniffing::Done { ambiguous } => std::mem::take(ambiguous),
+            _ => false,
+        }
+    }
+
+    /// The request's body has been read: what comes next is a head.
+    fn rearm(&self) {
+        *self.lock() = Sniffing::Start;
+    }
+}
+
+fn both_lengths(head: &[u8]) -> bool {
+    let has = |name: &[u8]| {
+        head.split(|b| *b == b'\n').skip(1).any(|line| {
+            line.len() > name.len()
+                && line[..name.len()].eq_ignore_ascii_case(name)
+                && line[name.len()] == b':'
+        })
+    };
+    has(b"transfer-encoding") && has(b"content-length")
 }
 
 impl AsyncWrite for Permitted {
@@ -256,18 +351,32 @@ struct DeadlineBody {
     inner: Incoming,
     deadline: Option<Pin<Box<Sleep>>>,
     timeout: Duration,
+    /// Told when the body has been read whole.
+    rearm: Option<Arc<HeadSniffer>>,
 }
 
 impl DeadlineBody {
-    fn new(inner: Incoming, timeout: Duration) -> DeadlineBody {
+    fn new(inner: Incoming, timeout: Duration, rearm: Option<Arc<HeadSniffer>>) -> DeadlineBody {
         use hyper::body::Body as _;
-        // A body already complete (none, or empty) needs no timer.
-        let deadline = (!inner.is_end_stream())
-            .then(|| Box::pin(tokio::time::sleep_until(Instant::now() + timeout)));
-        DeadlineBody {
+        let mut body = DeadlineBody {
+            deadline: None,
             inner,
-            deadline,
             timeout,
+            rearm,
+        };
+        if body.inner.is_end_stream() {
+            // A body already complete (none, or empty) needs no timer.
+            body.ended();
+        } else {
+            body.deadline = Some(Box::pin(tokio::time::sleep_until(Instant::now() + timeout)));
+        }
+        body
+    }
+
+    fn ended(&mut self) {
+        self.deadline = None;
+        if let Some(sniffer) = self.rearm.take() {
+            sniffer.rearm();
         }
     }
 }
@@ -283,7 +392,7 @@ impl hyper::body::Body for DeadlineBody {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(None) => {
-                this.deadline = None;
+                this.ended();
                 Poll::Ready(None)
             }
             Poll::Ready(Some(frame)) => Poll::Ready(Some(frame.map_err(Into::into))),

@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 use http::request::Parts;
 
 use super::GatewayResponse;
-use crate::listener::BodyFailure;
+use crate::listener::{AmbiguousLength, BodyFailure};
 
 /// API Gateway's quota on the request line plus header values, in bytes.
 pub const MAX_REQUEST_LINE_AND_HEADERS: usize = 10_240;
@@ -31,11 +31,6 @@ pub(super) const HEADERS_TOO_LARGE: GatewayResponse = GatewayResponse {
     error_type: "RequestHeaderFieldsTooLargeException",
     body: r#"{"message":"Request Header Fields Too Large"}"#,
 };
-
-/// Set by the listener on a request that carried both `Transfer-Encoding`
-/// and `Content-Length` (hyper drops the length before the handler).
-#[derive(Debug, Clone, Copy)]
-pub struct AmbiguousLength;
 
 /// The refusal a request's head earns, if any.
 pub(super) fn check(parts: &Parts) -> Option<&'static GatewayResponse> {
