@@ -445,3 +445,76 @@ pub fn body_failure(error: &axum::Error) -> BodyFailure {
     }
     BodyFailure::Malformed
 }
+
+/// How much of a too-large body is read (and dropped) before it is
+/// answered: a client still sending when the answer comes would see a
+/// reset connection instead of the service's error. Past it the connection
+/// is closed.
+pub const MAX_DRAINED_BYTES: usize = 64 * 1024 * 1024;
+
+/// Why [`read_body`] returned no body.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadBodyError {
+    #[error("{size} byte body is over the limit of {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    #[error("{0}")]
+    Broken(axum::Error, BodyFailure),
+}
+
+impl ReadBodyError {
+    pub fn failure(&self) -> BodyFailure {
+        match self {
+            ReadBodyError::TooLarge { .. } => BodyFailure::TooLarge,
+            ReadBodyError::Broken(_, failure) => *failure,
+        }
+    }
+}
+
+/// Reads a body of at most `limit` bytes into one buffer sized from
+/// `Content-Length` (no copies while it grows, no second copy to join
+/// chunks); a larger one is read on and dropped, up to
+/// [`MAX_DRAINED_BYTES`], so the client gets the answer.
+pub async fn read_body(
+    body: Body,
+    content_length: Option<usize>,
+    limit: usize,
+) -> Result<bytes::Bytes, ReadBodyError> {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    // Declared too large: nothing is kept while it is read.
+    let keep = content_length.is_none_or(|len| len <= limit);
+    let mut payload = Vec::new();
+    if keep {
+        payload.reserve_exact(content_length.unwrap_or(0));
+    }
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            let failure = body_failure(&e);
+            ReadBodyError::Broken(e, failure)
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total += data.len();
+        if keep && total <= limit {
+            payload.extend_from_slice(&data);
+        } else if total > MAX_DRAINED_BYTES {
+            break;
+        } else if payload.capacity() > 0 {
+            payload = Vec::new();
+        }
+    }
+    if total > limit {
+        return Err(ReadBodyError::TooLarge { size: total, limit });
+    }
+    Ok(bytes::Bytes::from(payload))
+}
+
+/// A request's `Content-Length`, when it has a valid one.
+pub fn content_length(headers: &http::HeaderMap) -> Option<usize> {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}

@@ -37,11 +37,6 @@ pub mod headers {
 /// the feedback loop, so the waits are one and two seconds.
 const ASYNC_RETRY_DELAYS: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(2)];
 
-/// How much of a too-large payload is read (and dropped) before the 413
-/// is sent: a client still sending when the answer comes would see a reset
-/// connection instead of Lambda's error. Past it the connection is closed.
-const MAX_DRAINED_BYTES: usize = 64 * 1024 * 1024;
-
 pub fn router(host: Arc<LambdaHost>) -> Router {
     // Payload limits are checked in the handler, while reading, so that
     // clients get Lambda's error (`RequestTooLargeException`) for any size.
@@ -50,52 +45,32 @@ pub fn router(host: Arc<LambdaHost>) -> Router {
         .with_state(host)
 }
 
-/// Reads a payload of at most `limit` bytes into one buffer sized from
-/// `Content-Length` (no regrowth copies); a larger one is read to the end
-/// and dropped, and answered 413.
+/// Reads a payload of at most `limit` bytes (see
+/// [`crate::listener::read_body`]); a larger one is answered 413
+/// `RequestTooLargeException`, whatever its size.
 async fn read_payload(
     body: axum::body::Body,
-    content_length: Option<usize>,
+    headers: &HeaderMap,
     limit: usize,
     invocation_type: &str,
 ) -> Result<Bytes, ApiError> {
-    use http_body_util::BodyExt;
-    let too_large = |size: usize| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "RequestTooLargeException",
-            format!(
-                "{size} byte payload is too large for the {invocation_type} invocation type (limit {limit} bytes)"
+    use crate::listener::{ReadBodyError, content_length, read_body};
+    read_body(body, content_length(headers), limit)
+        .await
+        .map_err(|e| match e {
+            ReadBodyError::TooLarge { size, limit } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestTooLargeException",
+                format!(
+                    "{size} byte payload is too large for the {invocation_type} invocation type (limit {limit} bytes)"
+                ),
             ),
-        )
-    };
-    let mut body = body;
-    let mut payload = Vec::with_capacity(content_length.unwrap_or(0).min(limit));
-    let mut total = 0usize;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| {
-            ApiError::new(
+            ReadBodyError::Broken(e, _) => ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "InvalidRequestContentException",
                 format!("Could not read the request body: {e}"),
-            )
-        })?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        total += data.len();
-        if total <= limit {
-            payload.extend_from_slice(&data);
-        } else if total > MAX_DRAINED_BYTES {
-            return Err(too_large(total));
-        } else if !payload.is_empty() {
-            payload = Vec::new();
-        }
-    }
-    if total > limit {
-        return Err(too_large(total));
-    }
-    Ok(Bytes::from(payload))
+            ),
+        })
 }
 
 /// A full ARN naming another region or account: Lambda does not look for
@@ -278,11 +253,7 @@ async fn invoke(
             ));
         }
     };
-    let content_length = headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    let body = read_payload(body, content_length, limit, invocation_type).await?;
+    let body = read_payload(body, &headers, limit, invocation_type).await?;
     let payload = if body.is_empty() {
         Bytes::from_static(b"{}")
     } else {

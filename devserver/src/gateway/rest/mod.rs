@@ -223,16 +223,8 @@ async fn handle(
     };
     let path = if rest.is_empty() { "/" } else { rest };
 
-    let too_large = parts
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        .is_some_and(|len| len > MAX_REQUEST_BODY);
-    if too_large {
-        return gateway_response(&REQUEST_TOO_LARGE, &ids, cors);
-    }
-    let body = match axum::body::to_bytes(body, MAX_REQUEST_BODY).await {
+    let content_length = crate::listener::content_length(&parts.headers);
+    let body = match crate::listener::read_body(body, content_length, MAX_REQUEST_BODY).await {
         Ok(body) => body,
         Err(e) => {
             let refusal = request_checks::body_refusal(&e);

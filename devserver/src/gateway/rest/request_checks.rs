@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 use http::request::Parts;
 
 use super::GatewayResponse;
-use crate::listener::{AmbiguousLength, BodyFailure};
+use crate::listener::{AmbiguousLength, BodyFailure, ReadBodyError};
 
 /// API Gateway's quota on the request line plus header values, in bytes.
 pub const MAX_REQUEST_LINE_AND_HEADERS: usize = 10_240;
@@ -53,8 +53,8 @@ pub(super) fn check(parts: &Parts) -> Option<&'static GatewayResponse> {
 }
 
 /// The answer to a body that could not be read.
-pub(super) fn body_refusal(error: &axum::Error) -> &'static GatewayResponse {
-    match crate::listener::body_failure(error) {
+pub(super) fn body_refusal(error: &ReadBodyError) -> &'static GatewayResponse {
+    match error.failure() {
         BodyFailure::TooLarge => &super::REQUEST_TOO_LARGE,
         BodyFailure::TimedOut | BodyFailure::Malformed => &BAD_REQUEST,
     }
