@@ -483,10 +483,11 @@ pub async fn read_body(
     let mut body = body;
     // Declared too large: nothing is kept while it is read.
     let keep = content_length.is_none_or(|len| len <= limit);
-    let mut payload = Vec::new();
-    if keep {
-        payload.reserve_exact(content_length.unwrap_or(0));
-    }
+    let mut payload = match content_length {
+        Some(len) if keep && len >= MAPPED_BODY_BYTES => Buffer::mapped(len),
+        Some(len) if keep => Buffer::Heap(Vec::with_capacity(len)),
+        _ => Buffer::Heap(Vec::new()),
+    };
     let mut total = 0usize;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| {
@@ -496,19 +497,68 @@ pub async fn read_body(
         let Ok(data) = frame.into_data() else {
             continue;
         };
+        let at = total;
         total += data.len();
         if keep && total <= limit {
-            payload.extend_from_slice(&data);
+            payload.write(at, &data);
         } else if total > MAX_DRAINED_BYTES {
             break;
-        } else if payload.capacity() > 0 {
-            payload = Vec::new();
+        } else {
+            payload = Buffer::Heap(Vec::new());
         }
     }
     if total > limit {
         return Err(ReadBodyError::TooLarge { size: total, limit });
     }
-    Ok(bytes::Bytes::from(payload))
+    Ok(payload.into_bytes(total))
+}
+
+/// Bodies of at least this size (declared) are read into a memory map of
+/// their own rather than the heap: glibc's malloc keeps the memory of
+/// large freed buffers in its arenas, where the resident size of the
+/// process stays high long after the request (see benches/memory.rs);
+/// an unmapped buffer goes back to the system at once.
+const MAPPED_BODY_BYTES: usize = 256 * 1024;
+
+/// Where a body is read to.
+enum Buffer {
+    Heap(Vec<u8>),
+    Mapped(memmap2::MmapMut),
+}
+
+impl Buffer {
+    fn mapped(len: usize) -> Buffer {
+        match memmap2::MmapMut::map_anon(len) {
+            Ok(map) => Buffer::Mapped(map),
+            Err(_) => Buffer::Heap(Vec::with_capacity(len)),
+        }
+    }
+
+    fn write(&mut self, at: usize, data: &[u8]) {
+        match self {
+            Buffer::Heap(v) => v.extend_from_slice(data),
+            Buffer::Mapped(map) => match map.get_mut(at..at + data.len()) {
+                Some(slot) => slot.copy_from_slice(data),
+                // More than declared (hyper does not let that happen):
+                // go on in the heap.
+                None => {
+                    let mut v = map[..at].to_vec();
+                    v.extend_from_slice(data);
+                    *self = Buffer::Heap(v);
+                }
+            },
+        }
+    }
+
+    fn into_bytes(self, len: usize) -> bytes::Bytes {
+        match self {
+            Buffer::Heap(v) => bytes::Bytes::from(v),
+            Buffer::Mapped(map) => {
+                let len = len.min(map.len());
+                bytes::Bytes::from_owner(map).slice(..len)
+            }
+        }
+    }
 }
 
 /// A request's `Content-Length`, when it has a valid one.
