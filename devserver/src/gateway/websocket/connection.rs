@@ -352,13 +352,26 @@ async fn write_loop(
         }
     }
     let closing = closing.borrow().clone();
-    if let Some(c) = closing.filter(|c| c.send_frame) {
-        let frame = CloseFrame {
-            code: c.code.into(),
-            reason: c.reason.as_ref().into(),
-        };
-        let _ = tokio::time::timeout(CLOSE_GRACE, sink.send(Message::Close(Some(frame)))).await;
+    let Some(c) = closing.filter(|c| c.send_frame) else {
+        return;
+    };
+    let deadline = Instant::now() + CLOSE_GRACE;
+    if c.code != close_code::POLICY_VIOLATION {
+        // What was queued before a `DELETE` (or a limit) still goes out
+        // first, as far as the grace allows; a client that does not read
+        // gets nothing more.
+        while let Ok(message) = queue.try_recv() {
+            match tokio::time::timeout_at(deadline, write(&mut sink, message)).await {
+                Ok(Ok(())) => {}
+                _ => return,
+            }
+        }
     }
+    let frame = CloseFrame {
+        code: c.code.into(),
+        reason: c.reason.as_ref().into(),
+    };
+    let _ = tokio::time::timeout_at(deadline, sink.send(Message::Close(Some(frame)))).await;
 }
 
 /// Resolves once the connection is asked to close.
