@@ -763,3 +763,38 @@ async fn oversized_bodies_on_every_listener_get_their_services_answer() {
     push_arrives_promptly(&http, &stack, &mut ws, &id).await;
     stack.shutdown().await;
 }
+
+/// Open file handles of this process (the in-process stack's included).
+fn open_files() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
+
+// Regression (issue 20): 2,000 silent connections raised the devserver's
+// file handles from 139 to 2,139 for good.
+#[tokio::test]
+async fn silent_connections_give_their_file_handles_back() {
+    let stack = probe_stack(short_timeouts()).await;
+    rest_serves_promptly(&stack).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let idle = open_files();
+    let mut silent = Vec::new();
+    for _ in 0..200 {
+        silent.push(raw::connect(&stack.urls().api).await);
+    }
+    assert!(open_files() >= idle + 200, "client and server sockets open");
+    for tcp in &mut silent {
+        assert!(
+            raw::closed_within(tcp, Duration::from_secs(5)).await,
+            "closed by the header read timeout"
+        );
+    }
+    drop(silent);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let after = open_files();
+    assert!(
+        after <= idle + 5,
+        "file handles back to {idle} (+5), not {after}"
+    );
+    rest_serves_promptly(&stack).await;
+    stack.shutdown().await;
+}

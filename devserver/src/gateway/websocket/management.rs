@@ -77,24 +77,27 @@ pub(super) async fn handle(
     }
     match method {
         Method::POST => {
-            let too_large = request
-                .headers()
-                .get(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<usize>().ok())
-                .is_some_and(|len| len > MAX_MESSAGE_BYTES);
-            let body = match too_large {
-                true => None,
-                false => axum::body::to_bytes(request.into_body(), MAX_MESSAGE_BYTES)
-                    .await
-                    .ok(),
-            };
-            let Some(body) = body else {
-                return error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "PayloadTooLargeException",
-                    Some("The data has exceeded the maximum size allowed (128 KB)."),
-                );
+            let length = crate::listener::content_length(request.headers());
+            let body =
+                crate::listener::read_body(request.into_body(), length, MAX_MESSAGE_BYTES).await;
+            let body = match body {
+                Ok(body) => body,
+                Err(crate::listener::ReadBodyError::TooLarge { .. }) => {
+                    return error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "PayloadTooLargeException",
+                        Some("The data has exceeded the maximum size allowed (128 KB)."),
+                    );
+                }
+                // A broken or too slow body.
+                Err(e) => {
+                    tracing::info!(target: "gateway", connection_id = %id, "@connections POST: {e}");
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "BadRequestException",
+                        Some("Could not read the request body."),
+                    );
+                }
             };
             let Some(connection) = gateway.connection(&id) else {
                 return gone();
