@@ -798,3 +798,46 @@ async fn silent_connections_give_their_file_handles_back() {
     rest_serves_promptly(&stack).await;
     stack.shutdown().await;
 }
+
+/// A client that stopped reading is closed once a message has waited the
+/// write timeout for its socket, even when nothing more is pushed to it.
+#[tokio::test]
+async fn message_not_written_within_the_write_timeout_closes_with_1008() {
+    let (stack, log) = websocket_stack(Limits {
+        // Room for everything pushed below: only the timeout can close it.
+        websocket_outbound_bytes: 64 * 1024 * 1024,
+        websocket_write_timeout: Duration::from_millis(500),
+        ..Limits::default()
+    })
+    .await;
+    let http = common::http();
+    let mut stuck = slow_reader(&stack, "").await;
+    let stuck_id = own_id(&mut stuck).await;
+    // More than the kernel's socket buffers take (a few MB on loopback).
+    let mut gone = false;
+    for _ in 0..80 {
+        let (status, took) = post(&http, &stack, &stuck_id, vec![b'w'; 100 * 1024]).await;
+        assert!(took < PROMPT);
+        if status == 410 {
+            gone = true;
+            break;
+        }
+    }
+    let started = Instant::now();
+    while !gone && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        gone = http
+            .get(connections_url(&stack, &stuck_id))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 410);
+    }
+    assert!(gone, "closed after the write timeout");
+    assert_eq!(disconnect_code(&log, &stuck_id).await, 1008);
+
+    let mut healthy = connect(&stack, "").await;
+    let healthy_id = own_id(&mut healthy).await;
+    push_arrives_promptly(&http, &stack, &mut healthy, &healthy_id).await;
+    drop(stuck);
+    stack.shutdown().await;
+}
