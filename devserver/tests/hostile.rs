@@ -239,14 +239,12 @@ async fn delete_answers_204_at_once_for_a_client_that_never_reads() {
     let http = common::http();
     let mut stuck = slow_reader(&stack, "").await;
     let stuck_id = own_id(&mut stuck).await;
-    // Enough to fill the kernel's buffers and part of the queue, not the
-    // queue itself.
-    for _ in 0..30 {
+    // Enough to fill the kernel's socket buffers (a few MB on loopback)
+    // and part of the 1 MB queue, not the queue itself.
+    for _ in 0..15 {
         let (status, took) = post(&http, &stack, &stuck_id, vec![b'y'; 100 * 1024]).await;
         assert!(took < PROMPT);
-        if status == 410 {
-            break;
-        }
+        assert_eq!(status, 200);
     }
     let started = Instant::now();
     let delete = tokio::time::timeout(
@@ -261,19 +259,14 @@ async fn delete_answers_204_at_once_for_a_client_that_never_reads() {
         "DELETE took {:?}",
         started.elapsed()
     );
-    assert!(
-        [204, 410].contains(&delete.status().as_u16()),
-        "{}",
-        delete.status()
-    );
+    assert_eq!(delete.status(), 204);
     let get = http
         .get(connections_url(&stack, &stuck_id))
         .send()
         .await
         .expect("GET");
     assert_eq!(get.status(), 410, "gone once deleted");
-    let code = disconnect_code(&log, &stuck_id).await;
-    assert!(code == 1000 || code == 1008, "{code}");
+    assert_eq!(disconnect_code(&log, &stuck_id).await, 1000);
 
     let mut healthy = connect(&stack, "").await;
     let healthy_id = own_id(&mut healthy).await;
