@@ -14,6 +14,7 @@ pub mod event_source_mapping;
 pub mod frontend;
 pub mod gateway;
 pub mod lambda;
+pub mod listener;
 pub mod manifest;
 pub mod reload;
 pub mod seed;

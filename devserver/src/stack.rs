@@ -15,7 +15,6 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -112,6 +111,9 @@ pub struct StackOptions {
     pub frontend: bool,
     /// Load the seed data of the tables this start creates.
     pub seed_new_tables: bool,
+    /// Connection bound and read timeouts of every listener, and the
+    /// WebSocket outbound buffer (tests shorten them).
+    pub limits: crate::listener::Limits,
 }
 
 impl StackOptions {
@@ -126,6 +128,7 @@ impl StackOptions {
             watch: false,
             frontend: false,
             seed_new_tables: false,
+            limits: crate::listener::Limits::default(),
         }
     }
 
@@ -387,17 +390,16 @@ impl Stack {
             None => None,
         };
 
+        let limits = &options.limits;
+        websocket_api.set_outbound_limits(
+            limits.websocket_outbound_bytes,
+            limits.websocket_write_timeout,
+        );
+
         let (shutdown, _) = watch::channel(false);
         let serve = |listener: TcpListener, router: axum::Router| {
-            let mut stop = shutdown.subscribe();
-            tokio::spawn(async move {
-                let service = router.into_make_service_with_connect_info::<SocketAddr>();
-                let _ = axum::serve(listener, service)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    })
-                    .await;
-            })
+            let (limits, stop) = (options.limits.clone(), shutdown.subscribe());
+            tokio::spawn(crate::listener::serve(listener, router, limits, stop))
         };
         let mut servers = vec![
             serve(api_listener, rest::router(rest_api.clone())),

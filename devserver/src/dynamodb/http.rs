@@ -55,9 +55,10 @@ pub async fn serve(db: Arc<DynamoDb>, request: Request) -> Response {
     let result = async {
         // The body is read before anything is refused, so the connection
         // stays usable for the client's next request (an unread body would
-        // make the server close it). One byte past the limit tells "too
-        // large" from "exactly the limit".
-        let raw = axum::body::to_bytes(body, MAX_REQUEST_BYTES + 1)
+        // make the server close it); into one buffer of its declared size,
+        // without the copies of a growing or joined one.
+        let length = crate::listener::content_length(&parts.headers);
+        let raw = crate::listener::read_body(body, length, MAX_REQUEST_BYTES)
             .await
             .map_err(|_| ApiError::request_too_large(MAX_REQUEST_BYTES))?;
         let operation = operation(&parts.headers)?;

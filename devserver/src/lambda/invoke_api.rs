@@ -32,12 +32,73 @@ pub mod headers {
 }
 
 pub fn router(host: Arc<LambdaHost>) -> Router {
+    // Payload limits are checked in the handler, while reading, so that
+    // clients get Lambda's error (`RequestTooLargeException`) for any size.
     Router::new()
         .route("/2015-03-31/functions/{function}/invocations", post(invoke))
-        // Payload limits are checked in the handler so clients get
-        // Lambda's error; this only bounds what is read at all.
-        .layer(axum::extract::DefaultBodyLimit::max(2 * MAX_SYNC_PAYLOAD))
         .with_state(host)
+}
+
+/// Reads a payload of at most `limit` bytes (see
+/// [`crate::listener::read_body`]); a larger one is answered 413
+/// `RequestTooLargeException`, whatever its size.
+async fn read_payload(
+    body: axum::body::Body,
+    headers: &HeaderMap,
+    limit: usize,
+    invocation_type: &str,
+) -> Result<Bytes, ApiError> {
+    use crate::listener::{ReadBodyError, content_length, read_body};
+    read_body(body, content_length(headers), limit)
+        .await
+        .map_err(|e| match e {
+            ReadBodyError::TooLarge { size, limit } => ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestTooLargeException",
+                format!(
+                    "{size} byte payload is too large for the {invocation_type} invocation type (limit {limit} bytes)"
+                ),
+            ),
+            ReadBodyError::Broken(e, _) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestContentException",
+                format!("Could not read the request body: {e}"),
+            ),
+        })
+}
+
+/// A full ARN naming another region or account: Lambda does not look for
+/// the function here. Another region is answered as Lambda answers it
+/// (`ResourceNotFoundException`, "Functions from 'eu-west-1' are not
+/// reachable in this region ('us-east-1')"); a function of another account
+/// does not exist on this machine, so it is not found either.
+fn foreign_arn(host: &LambdaHost, raw: &str, name: &str) -> Option<ApiError> {
+    let requested: Vec<&str> = raw.split(':').collect();
+    let local_arn = host.function_arn(name);
+    let local: Vec<&str> = local_arn.split(':').collect();
+    let (region, account) = match requested.as_slice() {
+        ["arn", _, "lambda", region, account, ..] => (Some(*region), *account),
+        [account, "function", ..] => (None, *account),
+        _ => return None,
+    };
+    let (local_region, local_account) = (local.get(3)?, local.get(4)?);
+    if let Some(region) = region.filter(|r| r != local_region) {
+        return Some(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFoundException",
+            format!(
+                "Functions from '{region}' are not reachable in this region ('{local_region}')"
+            ),
+        ));
+    }
+    if account != *local_account {
+        let arn = format!(
+            "arn:aws:lambda:{}:{account}:function:{name}",
+            region.unwrap_or(local_region)
+        );
+        return Some(LambdaError::FunctionNotFound { arn }.into());
+    }
+    None
 }
 
 /// A Lambda API error, as restJson1 clients read it: the type in
@@ -149,7 +210,7 @@ async fn invoke(
     Path(function): Path<String>,
     Query(query): Query<InvokeQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Result<Response, ApiError> {
     let Some((name, qualifier)) = parse_function_name(&function) else {
         return Err(ApiError::new(
@@ -160,6 +221,9 @@ async fn invoke(
             ),
         ));
     };
+    if let Some(refusal) = foreign_arn(&host, &function, &name) {
+        return Err(refusal);
+    }
     let qualifier = qualifier.or(query.qualifier);
     if !host.has_function(&name) || qualifier.as_deref().is_some_and(|q| q != LATEST) {
         let arn = match &qualifier {
@@ -186,20 +250,22 @@ async fn invoke(
             ));
         }
     };
-    if body.len() > limit {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "RequestTooLargeException",
-            format!(
-                "{} byte payload is too large for the {invocation_type} invocation type (limit {limit} bytes)",
-                body.len()
-            ),
-        ));
-    }
+    let body = read_payload(body, &headers, limit, invocation_type).await?;
     let payload = if body.is_empty() {
         Bytes::from_static(b"{}")
     } else {
-        if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
+        // serde_json skips the bytes of strings it ignores without checking
+        // them, so UTF-8 is checked first: Lambda refuses it too.
+        let json = std::str::from_utf8(&body).map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequestContentException",
+                format!(
+                    "Could not parse request body into json: Could not parse payload into json: Invalid UTF-8: {e}"
+                ),
+            )
+        })?;
+        if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(json) {
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "InvalidRequestContentException",

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod golden;
+pub mod raw;
 pub mod sdk;
 
 use std::ops::Deref;
@@ -28,9 +29,14 @@ pub async fn probe_stack() -> Stack {
 }
 
 pub async fn stack_from(manifest: Manifest) -> Stack {
-    Stack::start(StackOptions::new(manifest).free_ports().quiet_build())
-        .await
-        .expect("stack starts")
+    stack_with_options(manifest, |_| {}).await
+}
+
+/// A stack on free ports with options edited first (limits, ...).
+pub async fn stack_with_options(manifest: Manifest, edit: impl FnOnce(&mut StackOptions)) -> Stack {
+    let mut options = StackOptions::new(manifest).free_ports().quiet_build();
+    edit(&mut options);
+    Stack::start(options).await.expect("stack starts")
 }
 
 pub fn http() -> reqwest::Client {

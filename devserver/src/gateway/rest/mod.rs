@@ -3,6 +3,7 @@
 //! Gateway's own answers (403, 413, 502, 504) where it gives them.
 
 pub mod event;
+pub mod request_checks;
 pub mod response;
 pub mod routes;
 
@@ -206,6 +207,11 @@ async fn handle(
     let method = parts.method.clone();
     let full_path = parts.uri.path().to_owned();
 
+    if let Some(refusal) = request_checks::check(&parts) {
+        tracing::info!(target: "gateway", %method, path = %full_path, "{}: refused before routing", refusal.status);
+        return gateway_response(refusal, &ids, cors);
+    }
+
     // `/{stage}/rest-of-path`; anything else is not this API.
     let stage = &deployment.settings.stage;
     let rest = full_path
@@ -217,17 +223,14 @@ async fn handle(
     };
     let path = if rest.is_empty() { "/" } else { rest };
 
-    let too_large = parts
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        .is_some_and(|len| len > MAX_REQUEST_BODY);
-    if too_large {
-        return gateway_response(&REQUEST_TOO_LARGE, &ids, cors);
-    }
-    let Ok(body) = axum::body::to_bytes(body, MAX_REQUEST_BODY).await else {
-        return gateway_response(&REQUEST_TOO_LARGE, &ids, cors);
+    let content_length = crate::listener::content_length(&parts.headers);
+    let body = match crate::listener::read_body(body, content_length, MAX_REQUEST_BODY).await {
+        Ok(body) => body,
+        Err(e) => {
+            let refusal = request_checks::body_refusal(&e);
+            tracing::info!(target: "gateway", %method, path = %full_path, "{}: request body: {e}", refusal.status);
+            return gateway_response(refusal, &ids, cors);
+        }
     };
 
     let segments = split_path(path);

@@ -77,24 +77,27 @@ pub(super) async fn handle(
     }
     match method {
         Method::POST => {
-            let too_large = request
-                .headers()
-                .get(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<usize>().ok())
-                .is_some_and(|len| len > MAX_MESSAGE_BYTES);
-            let body = match too_large {
-                true => None,
-                false => axum::body::to_bytes(request.into_body(), MAX_MESSAGE_BYTES)
-                    .await
-                    .ok(),
-            };
-            let Some(body) = body else {
-                return error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "PayloadTooLargeException",
-                    Some("The data has exceeded the maximum size allowed (128 KB)."),
-                );
+            let length = crate::listener::content_length(request.headers());
+            let body =
+                crate::listener::read_body(request.into_body(), length, MAX_MESSAGE_BYTES).await;
+            let body = match body {
+                Ok(body) => body,
+                Err(crate::listener::ReadBodyError::TooLarge { .. }) => {
+                    return error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "PayloadTooLargeException",
+                        Some("The data has exceeded the maximum size allowed (128 KB)."),
+                    );
+                }
+                // A broken or too slow body.
+                Err(e) => {
+                    tracing::info!(target: "gateway", connection_id = %id, "@connections POST: {e}");
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "BadRequestException",
+                        Some("Could not read the request body."),
+                    );
+                }
             };
             let Some(connection) = gateway.connection(&id) else {
                 return gone();
@@ -103,7 +106,9 @@ pub(super) async fn handle(
                 Ok(text) => Outbound::Text(text.to_owned()),
                 Err(_) => Outbound::Binary(body),
             };
-            if connection.outbound.send(message).await.is_err() {
+            // Never waits on the client: a client that does not read is
+            // closed and this post, like any to a closed connection, is 410.
+            if connection.outbox.push(message).is_err() {
                 return gone();
             }
             with_request_id(StatusCode::OK.into_response())
@@ -136,11 +141,8 @@ pub(super) async fn handle(
             let Some(connection) = gateway.connection(&id) else {
                 return gone();
             };
-            let close = Outbound::Close {
-                code: close_code::NORMAL,
-                reason: "",
-            };
-            if connection.outbound.send(close).await.is_err() {
+            // Answers at once; the connection closes in the background.
+            if !connection.outbox.close(close_code::NORMAL, "") {
                 return gone();
             }
             with_request_id(StatusCode::NO_CONTENT.into_response())

@@ -21,7 +21,7 @@ pub mod management;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, AtomicU16, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -30,11 +30,12 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::lambda::{InvokeRequest, InvokeResponse, Invoker, LambdaError};
 use crate::manifest::websocket::{CONNECT, DEFAULT, DISCONNECT};
 use crate::manifest::{WebSocketApi, WebSocketRoute};
+pub use connection::{OUTBOUND_BUFFER_BYTES, WRITE_TIMEOUT};
 use event::{ConnectionFacts, EventIds, EventKind};
 
 /// API Gateway's largest WebSocket frame, in and out.
@@ -46,9 +47,12 @@ pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
 pub mod close_code {
     pub const NORMAL: u16 = 1000;
     pub const GOING_AWAY: u16 = 1001;
+    pub const PROTOCOL_ERROR: u16 = 1002;
     pub const UNSUPPORTED_DATA: u16 = 1003;
     pub const NO_STATUS: u16 = 1005;
     pub const ABNORMAL: u16 = 1006;
+    pub const INVALID_PAYLOAD: u16 = 1007;
+    pub const POLICY_VIOLATION: u16 = 1008;
     pub const TOO_BIG: u16 = 1009;
 }
 
@@ -57,14 +61,14 @@ pub(crate) struct Connection {
     facts: ConnectionFacts,
     /// Last client activity (ms since the epoch): `LastActiveAt`.
     last_active_ms: AtomicI64,
-    outbound: mpsc::Sender<Outbound>,
+    /// Never waits on the client (see [`connection`]).
+    outbox: Arc<connection::Outbox>,
 }
 
 /// What the rest of the service asks a connection's task to do.
 pub(crate) enum Outbound {
     Text(String),
     Binary(bytes::Bytes),
-    Close { code: u16, reason: &'static str },
 }
 
 /// The WebSocket API of one stack.
@@ -85,6 +89,10 @@ pub struct WebSocketGateway {
     connections: Mutex<HashMap<String, Arc<Connection>>>,
     /// Set once on shutdown: every connection closes with 1001.
     stopping: watch::Sender<bool>,
+    /// Per connection: bytes queued for a client that does not read, and
+    /// how long one message may take to be written (see [`connection`]).
+    outbound_bytes: AtomicUsize,
+    write_timeout_ms: AtomicU64,
 }
 
 impl WebSocketGateway {
@@ -104,7 +112,24 @@ impl WebSocketGateway {
             port: AtomicU16::new(0),
             connections: Mutex::new(HashMap::new()),
             stopping: watch::channel(false).0,
+            outbound_bytes: AtomicUsize::new(OUTBOUND_BUFFER_BYTES),
+            write_timeout_ms: AtomicU64::new(WRITE_TIMEOUT.as_millis() as u64),
         })
+    }
+
+    /// Sets the outbound buffer and write timeout of connections opened
+    /// from now on.
+    pub fn set_outbound_limits(&self, bytes: usize, write_timeout: Duration) {
+        self.outbound_bytes.store(bytes, Ordering::Relaxed);
+        let ms = u64::try_from(write_timeout.as_millis()).unwrap_or(u64::MAX);
+        self.write_timeout_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn outbound_limits(&self) -> (usize, Duration) {
+        (
+            self.outbound_bytes.load(Ordering::Relaxed),
+            Duration::from_millis(self.write_timeout_ms.load(Ordering::Relaxed)),
+        )
     }
 
     pub fn settings(&self) -> Arc<WebSocketApi> {
@@ -277,6 +302,14 @@ async fn connect(
         );
         return response;
     }
+    // A key that is not base64 of 16 bytes is a bad handshake (RFC 6455
+    // §4.2.1): refused before `$connect` runs.
+    if !headers
+        .get(http::header::SEC_WEBSOCKET_KEY)
+        .is_some_and(|k| connection::is_valid_key(k.as_bytes()))
+    {
+        return StatusCode::BAD_REQUEST.into_response();
+    }
     let Some(on_upgrade) = request
         .extensions_mut()
         .remove::<hyper::upgrade::OnUpgrade>()
@@ -330,7 +363,7 @@ async fn connect(
     };
 
     let Some(key) = headers.get(http::header::SEC_WEBSOCKET_KEY) else {
-        return forbidden();
+        return StatusCode::BAD_REQUEST.into_response();
     };
     let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
     let mut response = Response::new(Body::empty());
@@ -429,10 +462,9 @@ async fn handle_message(gateway: Arc<WebSocketGateway>, connection: Arc<Connecti
     let id = connection.facts.connection_id.clone();
     let request_id = new_id();
     let send = |text: String| {
-        let outbound = connection.outbound.clone();
-        async move {
-            let _ = outbound.send(Outbound::Text(text)).await;
-        }
+        // Never waits: a client that does not read is closed instead.
+        let _ = connection.outbox.push(Outbound::Text(text));
+        std::future::ready(())
     };
     let Some(route) = gateway.message_route(&text) else {
         tracing::info!(target: "gateway", connection_id = %id, "message -> no route and no $default: Forbidden");
