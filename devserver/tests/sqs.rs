@@ -44,6 +44,19 @@ async fn url(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
         .to_owned()
 }
 
+/// All of a queue's attributes.
+async fn attributes(sqs: &aws_sdk_sqs::Client, url: &str) -> HashMap<QueueAttributeName, String> {
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::All)
+        .send()
+        .await
+        .expect("attributes")
+        .attributes()
+        .cloned()
+        .unwrap_or_default()
+}
+
 fn md5(bytes: &[u8]) -> String {
     format!("{:x}", md5::compute(bytes))
 }
@@ -61,14 +74,7 @@ async fn queues_from_dev_toml_exist_with_their_attributes() {
         format!("{}/000000000000/orders", stack.urls().aws),
         "queue URLs point at the devserver"
     );
-    let attrs = sqs
-        .get_queue_attributes()
-        .queue_url(&orders)
-        .attribute_names(QueueAttributeName::All)
-        .send()
-        .await
-        .expect("attributes");
-    let a = attrs.attributes().expect("attributes");
+    let a = attributes(&sqs, &orders).await;
     assert_eq!(a[&QueueAttributeName::VisibilityTimeout], "30");
     assert_eq!(a[&QueueAttributeName::MaximumMessageSize], "1048576");
     assert_eq!(
@@ -182,14 +188,7 @@ async fn messages_are_sent_received_and_deleted_with_attributes_and_digests() {
         .send()
         .await
         .expect("delete");
-    let a = sqs
-        .get_queue_attributes()
-        .queue_url(&q)
-        .attribute_names(QueueAttributeName::All)
-        .send()
-        .await
-        .expect("attributes");
-    let a = a.attributes().expect("attributes");
+    let a = attributes(&sqs, &q).await;
     assert_eq!(a[&QueueAttributeName::ApproximateNumberOfMessages], "0");
     assert_eq!(
         a[&QueueAttributeName::ApproximateNumberOfMessagesNotVisible],
@@ -591,14 +590,7 @@ async fn a_queue_subscription_delivers_batches_deletes_successes_and_redrives_fa
     );
     assert_eq!(count["two"], 1);
     assert_eq!(count["partial"], 2, "delivered until maxReceiveCount");
-    let a = sqs
-        .get_queue_attributes()
-        .queue_url(&work)
-        .attribute_names(QueueAttributeName::All)
-        .send()
-        .await
-        .expect("attributes");
-    let a = a.attributes().expect("attributes");
+    let a = attributes(&sqs, &work).await;
     assert_eq!(a[&QueueAttributeName::ApproximateNumberOfMessages], "0");
     assert_eq!(
         a[&QueueAttributeName::ApproximateNumberOfMessagesNotVisible],

@@ -329,6 +329,66 @@ pub fn system_attributes(m: &Message) -> BTreeMap<String, String> {
     a
 }
 
+/// Runs `one` for each entry of a batch: `Successful` entries are its
+/// answers with their `Id`, `Failed` ones carry the error's code.
+fn batch(
+    sqs: &Sqs,
+    queue: &str,
+    entries: &[Value],
+    one: impl Fn(&Value) -> Result<Value, SqsError>,
+) -> Result<Value, SqsError> {
+    if !sqs.exists(queue) {
+        return Err(SqsError::queue_does_not_exist());
+    }
+    let (mut ok, mut bad) = (Vec::new(), Vec::new());
+    for e in entries {
+        let id = e.get("Id").and_then(Value::as_str).unwrap_or_default();
+        match one(e) {
+            Ok(mut answer) => {
+                answer["Id"] = json!(id);
+                ok.push(answer);
+            }
+            Err(err) => bad.push(failed(id, &err)),
+        }
+    }
+    Ok(json!({ "Successful": ok, "Failed": bad }))
+}
+
+/// `SendMessage`, or one entry of `SendMessageBatch`.
+fn send_one(sqs: &Sqs, queue: &str, r: &Value) -> Result<Value, SqsError> {
+    let sent = sqs.send(queue, send_request(r)?)?;
+    let mut out = json!({ "MessageId": sent.message_id, "MD5OfMessageBody": sent.md5_of_body });
+    if let Some(m) = sent.md5_of_attributes {
+        out["MD5OfMessageAttributes"] = json!(m);
+    }
+    if let Some(m) = sent.md5_of_system_attributes {
+        out["MD5OfMessageSystemAttributes"] = json!(m);
+    }
+    if let Some(s) = sent.sequence_number {
+        out["SequenceNumber"] = json!(s);
+    }
+    Ok(out)
+}
+
+/// `DeleteMessage`, or one entry of `DeleteMessageBatch`.
+fn delete_one(sqs: &Sqs, queue: &str, r: &Value) -> Result<Value, SqsError> {
+    sqs.delete_message(queue, str_field(r, "ReceiptHandle")?)?;
+    Ok(json!({}))
+}
+
+/// `ChangeMessageVisibility`, or one entry of its batch.
+fn change_visibility_one(sqs: &Sqs, queue: &str, r: &Value) -> Result<Value, SqsError> {
+    let timeout = int(
+        r,
+        "VisibilityTimeout",
+        0..=43_200,
+        "Must be between 0 and 43200, if provided.",
+    )?
+    .ok_or_else(|| SqsError::missing_parameter("VisibilityTimeout"))?;
+    sqs.change_visibility(queue, str_field(r, "ReceiptHandle")?, timeout as u32)?;
+    Ok(json!({}))
+}
+
 async fn call(sqs: &Sqs, operation: &str, r: &Value) -> Result<Value, SqsError> {
     match operation {
         "CreateQueue" => {
@@ -444,27 +504,9 @@ async fn call(sqs: &Sqs, operation: &str, r: &Value) -> Result<Value, SqsError> 
                 .collect();
             Ok(json!({ "queueUrls": urls }))
         }
-        "SendMessage" => {
-            let name = queue_name(r)?;
-            let sent = sqs.send(name, send_request(r)?)?;
-            let mut out =
-                json!({ "MessageId": sent.message_id, "MD5OfMessageBody": sent.md5_of_body });
-            if let Some(m) = sent.md5_of_attributes {
-                out["MD5OfMessageAttributes"] = json!(m);
-            }
-            if let Some(m) = sent.md5_of_system_attributes {
-                out["MD5OfMessageSystemAttributes"] = json!(m);
-            }
-            if let Some(s) = sent.sequence_number {
-                out["SequenceNumber"] = json!(s);
-            }
-            Ok(out)
-        }
+        "SendMessage" => send_one(sqs, queue_name(r)?, r),
         "SendMessageBatch" => {
             let name = queue_name(r)?;
-            if !sqs.exists(name) {
-                return Err(SqsError::queue_does_not_exist());
-            }
             let entries = batch_entries(r, "SendMessageBatchRequestEntry")?;
             let total: usize = entries
                 .iter()
@@ -478,27 +520,7 @@ async fn call(sqs: &Sqs, operation: &str, r: &Value) -> Result<Value, SqsError> 
             if total > limit {
                 return Err(SqsError::batch_request_too_long(limit));
             }
-            let (mut ok, mut bad) = (Vec::new(), Vec::new());
-            for e in entries {
-                let id = e.get("Id").and_then(Value::as_str).unwrap_or_default();
-                match send_request(e).and_then(|req| sqs.send(name, req)) {
-                    Ok(sent) => {
-                        let mut o = json!({ "Id": id, "MessageId": sent.message_id, "MD5OfMessageBody": sent.md5_of_body });
-                        if let Some(m) = sent.md5_of_attributes {
-                            o["MD5OfMessageAttributes"] = json!(m);
-                        }
-                        if let Some(m) = sent.md5_of_system_attributes {
-                            o["MD5OfMessageSystemAttributes"] = json!(m);
-                        }
-                        if let Some(s) = sent.sequence_number {
-                            o["SequenceNumber"] = json!(s);
-                        }
-                        ok.push(o);
-                    }
-                    Err(e) => bad.push(failed(id, &e)),
-                }
-            }
-            Ok(json!({ "Successful": ok, "Failed": bad }))
+            batch(sqs, name, entries, |e| send_one(sqs, name, e))
         }
         "ReceiveMessage" => {
             let name = queue_name(r)?;
@@ -544,72 +566,17 @@ async fn call(sqs: &Sqs, operation: &str, r: &Value) -> Result<Value, SqsError> 
                 json!({ "Messages": list })
             })
         }
-        "DeleteMessage" => {
-            sqs.delete_message(queue_name(r)?, str_field(r, "ReceiptHandle")?)?;
-            Ok(json!({}))
-        }
+        "DeleteMessage" => delete_one(sqs, queue_name(r)?, r),
         "DeleteMessageBatch" => {
             let name = queue_name(r)?;
-            if !sqs.exists(name) {
-                return Err(SqsError::queue_does_not_exist());
-            }
             let entries = batch_entries(r, "DeleteMessageBatchRequestEntry")?;
-            let (mut ok, mut bad) = (Vec::new(), Vec::new());
-            for e in entries {
-                let id = e.get("Id").and_then(Value::as_str).unwrap_or_default();
-                let receipt = e
-                    .get("ReceiptHandle")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                match sqs.delete_message(name, receipt) {
-                    Ok(()) => ok.push(json!({ "Id": id })),
-                    Err(e) => bad.push(failed(id, &e)),
-                }
-            }
-            Ok(json!({ "Successful": ok, "Failed": bad }))
+            batch(sqs, name, entries, |e| delete_one(sqs, name, e))
         }
-        "ChangeMessageVisibility" => {
-            let timeout = int(
-                r,
-                "VisibilityTimeout",
-                0..=43_200,
-                "Must be between 0 and 43200, if provided.",
-            )?
-            .ok_or_else(|| SqsError::missing_parameter("VisibilityTimeout"))?;
-            sqs.change_visibility(
-                queue_name(r)?,
-                str_field(r, "ReceiptHandle")?,
-                timeout as u32,
-            )?;
-            Ok(json!({}))
-        }
+        "ChangeMessageVisibility" => change_visibility_one(sqs, queue_name(r)?, r),
         "ChangeMessageVisibilityBatch" => {
             let name = queue_name(r)?;
-            if !sqs.exists(name) {
-                return Err(SqsError::queue_does_not_exist());
-            }
             let entries = batch_entries(r, "ChangeMessageVisibilityBatchRequestEntry")?;
-            let (mut ok, mut bad) = (Vec::new(), Vec::new());
-            for e in entries {
-                let id = e.get("Id").and_then(Value::as_str).unwrap_or_default();
-                let receipt = e
-                    .get("ReceiptHandle")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                let result = int(
-                    e,
-                    "VisibilityTimeout",
-                    0..=43_200,
-                    "Must be between 0 and 43200, if provided.",
-                )
-                .and_then(|t| t.ok_or_else(|| SqsError::missing_parameter("VisibilityTimeout")))
-                .and_then(|t| sqs.change_visibility(name, receipt, t as u32));
-                match result {
-                    Ok(()) => ok.push(json!({ "Id": id })),
-                    Err(e) => bad.push(failed(id, &e)),
-                }
-            }
-            Ok(json!({ "Successful": ok, "Failed": bad }))
+            batch(sqs, name, entries, |e| change_visibility_one(sqs, name, e))
         }
         "StartMessageMoveTask" => {
             let source = str_field(r, "SourceArn")?;
