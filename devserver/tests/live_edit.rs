@@ -290,3 +290,56 @@ async fn ports_stack_and_frontend_edits_say_they_need_a_restart_and_name_the_lin
     assert_eq!(health.status(), 200);
     live.stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn tables_queues_and_function_settings_added_to_dev_toml_apply_without_a_restart() {
+    let base = format!(
+        "[stack]\nname = \"live-resources\"\n{PORTS}\n[functions.probe]\ncrate = \"woocom-probe\"\n"
+    );
+    let mut live = Live::start("resources", &base).await;
+    let aws = live.stack.urls().aws.clone();
+    let edited = format!(
+        "[stack]\nname = \"live-resources\"\n{PORTS}\n[functions.probe]\ncrate = \"woocom-probe\"\nenv = {{ PROBE_COLOR = \"blue\" }}\n\n[tables.items]\npartition_key = {{ name = \"id\" }}\n\n[queues.jobs]\nvisibility_timeout_seconds = 45\n"
+    );
+    let (changes, needs_restart) = live.applied(&edited).await;
+    assert!(needs_restart.is_empty(), "{needs_restart:?}");
+    for expected in [
+        "created table items",
+        "created queue jobs",
+        "function probe settings",
+    ] {
+        assert!(
+            changes.iter().any(|c| c == expected),
+            "no `{expected}` in {changes:?}"
+        );
+    }
+    let db = dynamodb(&aws).await;
+    let tables = db.list_tables().send().await.expect("list tables");
+    assert_eq!(tables.table_names(), ["items"]);
+    let sqs = aws_sdk_sqs::Client::new(&dynamodb_support::sdk::config(&aws).await);
+    let a = sqs
+        .get_queue_attributes()
+        .queue_url(format!("{aws}/000000000000/jobs"))
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout)
+        .send()
+        .await
+        .expect("the new queue answers");
+    assert_eq!(
+        a.attributes().expect("attributes")
+            [&aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout],
+        "45"
+    );
+    // New instances of the function get its new settings.
+    let lambda = aws_sdk_lambda::Client::new(&dynamodb_support::sdk::config(&aws).await);
+    let out = lambda
+        .invoke()
+        .function_name("probe")
+        .payload(aws_sdk_lambda::primitives::Blob::new(r#"{"probe":"echo"}"#))
+        .send()
+        .await
+        .expect("invoke");
+    let report: Value =
+        serde_json::from_slice(out.payload().expect("payload").as_ref()).expect("JSON");
+    assert_eq!(report["env"]["PROBE_COLOR"], "blue", "{report}");
+    live.stack.shutdown().await;
+}
