@@ -396,7 +396,7 @@ async fn an_undelivered_record_is_reported_and_pushed_on_the_retry() {
         let status = stack.event_source_mappings().status().await;
         let products = status
             .iter()
-            .find(|m| m.table == "products")
+            .find(|m| m.table.as_deref() == Some("products"))
             .expect("the products subscription");
         if products.last_processing_result == "PROBLEM: partial batch failure" {
             break;
