@@ -302,6 +302,7 @@ impl Stack {
             },
             Vec::new(),
         );
+        lambda.set_destinations(sqs.clone());
         let invoker: Arc<dyn Invoker> = Arc::new(lambda.clone());
         let rest_api = RestApi::new(
             api_id(&manifest.stack.name),

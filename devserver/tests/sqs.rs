@@ -67,7 +67,7 @@ async fn queues_from_dev_toml_exist_with_their_attributes() {
     let sqs = client(&stack).await;
     let listed = sqs.list_queues().send().await.expect("list");
     let urls = listed.queue_urls();
-    assert_eq!(urls.len(), 5, "{urls:?}");
+    assert_eq!(urls.len(), 6, "{urls:?}");
     let orders = url(&sqs, "orders").await;
     assert_eq!(
         orders,
@@ -663,5 +663,74 @@ async fn acknowledged_sends_survive_a_restart_of_a_persistent_stack() {
     let mut bodies: Vec<&str> = got.messages().iter().filter_map(|m| m.body()).collect();
     bodies.sort_unstable();
     assert_eq!(bodies, ["m1", "m2", "m3", "m4"]);
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn event_invocations_send_their_record_to_their_destinations() {
+    let stack = start(None).await;
+    let sqs = client(&stack).await;
+    let lambda = common::lambda_client(&stack).await;
+    let results = url(&sqs, "async-results").await;
+    let mut request_ids = Vec::new();
+    for payload in [r#"{"probe":"echo","n":1}"#, r#"{"probe":"error"}"#] {
+        let out = lambda
+            .invoke()
+            .function_name("async")
+            .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+            .payload(aws_sdk_lambda::primitives::Blob::new(payload))
+            .send()
+            .await
+            .expect("event invoke");
+        request_ids.push(
+            aws_sdk_lambda::operation::RequestId::request_id(&out)
+                .expect("request id")
+                .to_owned(),
+        );
+    }
+    let mut records: Vec<Value> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while records.len() < 2 && Instant::now() < deadline {
+        let got = sqs
+            .receive_message()
+            .queue_url(&results)
+            .wait_time_seconds(2)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .expect("receive");
+        for m in got.messages() {
+            records.push(serde_json::from_str(m.body().unwrap_or_default()).expect("JSON record"));
+        }
+    }
+    assert_eq!(records.len(), 2, "{records:?}");
+    let by_condition = |c: &str| {
+        records
+            .iter()
+            .find(|r| r["requestContext"]["condition"] == c)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {c} record in {records:?}"))
+    };
+    let ok = by_condition("Success");
+    assert_eq!(ok["version"], "1.0");
+    assert_eq!(ok["requestContext"]["requestId"], request_ids[0].as_str());
+    assert_eq!(
+        ok["requestContext"]["functionArn"],
+        "arn:aws:lambda:us-east-1:000000000000:function:async:$LATEST"
+    );
+    assert_eq!(ok["requestPayload"]["n"], 1);
+    assert_eq!(ok["responseContext"]["statusCode"], 200);
+    assert_eq!(ok["responsePayload"]["event"]["n"], 1);
+    let failed = by_condition("RetriesExhausted");
+    assert_eq!(
+        failed["requestContext"]["requestId"],
+        request_ids[1].as_str()
+    );
+    assert_eq!(failed["requestContext"]["approximateInvokeCount"], 1);
+    assert_eq!(failed["responseContext"]["functionError"], "Unhandled");
+    assert_eq!(
+        failed["responsePayload"]["errorMessage"],
+        "probe failed on purpose"
+    );
     stack.shutdown().await;
 }

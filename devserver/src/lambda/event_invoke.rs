@@ -16,6 +16,10 @@
 //!   without limit. Beyond it the Invoke API answers as Lambda does when it
 //!   throttles: `429 TooManyRequestsException`.
 //!
+//! Destinations (`on_success` / `on_failure` in dev.toml): a queue gets the
+//! invocation record Lambda sends, with the request, the response and the
+//! condition (`Success`, `RetriesExhausted`, `EventAgeExceeded`).
+//!
 //! Invariant: an event counts against its function's queue from the
 //! moment `invoke_event` accepts it until its last attempt ends (success,
 //! discard, or shutdown).
@@ -25,7 +29,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use super::{InvokeRequest, LambdaError, LambdaHost};
+use serde_json::{Value, json};
+
+use super::{InvokeRequest, InvokeResponse, LambdaError, LambdaHost};
 use crate::manifest::EventInvokeConfig;
 
 /// Waits before the first and second retry of a function error.
@@ -158,17 +164,31 @@ async fn deliver(
     let request_id = request.request_id.clone().unwrap_or_default();
     let mut failures: u32 = 0;
     let mut not_run: u32 = 0;
+    let mut last: Option<InvokeResponse> = None;
     let reason = loop {
         if accepted.elapsed() > max_age {
             break DiscardReason::EventAgeExceeded;
         }
-        let Some(host) = host.upgrade() else {
+        let Some(strong) = host.upgrade() else {
             return;
         };
-        let outcome = host.invoke(&function, request.clone()).await;
-        drop(host);
+        let outcome = strong.invoke(&function, request.clone()).await;
+        drop(strong);
         let wait = match outcome {
-            Ok(result) if result.function_error.is_none() => return,
+            Ok(result) if result.function_error.is_none() => {
+                if let Some(queue) = &config.on_success {
+                    let record = invocation_record(
+                        &host,
+                        &function,
+                        &request,
+                        "Success",
+                        failures + 1,
+                        Some(&result),
+                    );
+                    send_record(&host, queue, &function, &request_id, record);
+                }
+                return;
+            }
             Ok(result) => {
                 failures += 1;
                 tracing::warn!(
@@ -178,6 +198,7 @@ async fn deliver(
                     "asynchronous invocation failed: {}",
                     String::from_utf8_lossy(&result.payload)
                 );
+                last = Some(result);
                 if failures > config.maximum_retry_attempts {
                     break DiscardReason::RetriesExhausted;
                 }
@@ -206,6 +227,79 @@ async fn deliver(
         attempts = failures,
         "asynchronous event discarded"
     );
+    if let Some(queue) = &config.on_failure {
+        let record = invocation_record(
+            &host,
+            &function,
+            &request,
+            reason.condition(),
+            failures,
+            last.as_ref(),
+        );
+        send_record(&host, queue, &function, &request_id, record);
+    }
+}
+
+/// The record Lambda sends to a destination.
+/// <https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html>
+fn invocation_record(
+    host: &Weak<LambdaHost>,
+    function: &str,
+    request: &InvokeRequest,
+    condition: &str,
+    invokes: u32,
+    response: Option<&InvokeResponse>,
+) -> Value {
+    let arn = host
+        .upgrade()
+        .map(|h| h.function_arn(function))
+        .unwrap_or_default();
+    let json_or_text = |bytes: &[u8]| {
+        serde_json::from_slice::<Value>(bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+    };
+    let mut record = json!({
+        "version": "1.0",
+        "timestamp": chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        "requestContext": {
+            "requestId": request.request_id,
+            "functionArn": format!("{arn}:{}", super::LATEST),
+            "condition": condition,
+            "approximateInvokeCount": invokes,
+        },
+        "requestPayload": json_or_text(&request.payload),
+    });
+    if let Some(r) = response {
+        let mut context = json!({ "statusCode": 200, "executedVersion": super::LATEST });
+        if let Some(e) = &r.function_error {
+            context["functionError"] = json!(e);
+        }
+        record["responseContext"] = context;
+        record["responsePayload"] = json_or_text(&r.payload);
+    }
+    record
+}
+
+fn send_record(
+    host: &Weak<LambdaHost>,
+    queue: &str,
+    function: &str,
+    request_id: &str,
+    record: Value,
+) {
+    let Some(sink) = host.upgrade().and_then(|h| h.destinations()) else {
+        return;
+    };
+    match sink.deliver(queue, record.to_string()) {
+        Ok(()) => tracing::info!(function, request_id, queue,
+            condition = %record["requestContext"]["condition"], "invocation record sent to the destination"),
+        Err(e) => tracing::warn!(
+            function,
+            request_id,
+            queue,
+            "cannot send the invocation record: {e}"
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -122,6 +122,13 @@ pub enum LambdaError {
     TooManyRequests(String),
 }
 
+/// Where asynchronous invocation records go (`DestinationConfig`'s
+/// `OnSuccess` / `OnFailure`): the stack gives the host its SQS service.
+pub trait DestinationSink: Send + Sync {
+    /// Sends `record` (Lambda's invocation record, JSON) to `queue`.
+    fn deliver(&self, queue: &str, record: String) -> Result<(), String>;
+}
+
 /// How services other than Lambda invoke functions: the REST and WebSocket
 /// gateways, event source mappings and (later) queues, topics and buses.
 /// [`LambdaHost`] implements it; router tests implement it with a fake.
@@ -161,6 +168,8 @@ pub struct LambdaHost {
     build_errors: RwLock<HashMap<String, String>>,
     /// Each function's queue of asynchronous events.
     events: event_invoke::EventQueues,
+    /// Where destinations' records go (none until the stack sets it).
+    destinations: RwLock<Option<Arc<dyn DestinationSink>>>,
 }
 
 impl LambdaHost {
@@ -171,6 +180,7 @@ impl LambdaHost {
             held: tokio::sync::watch::Sender::new(BTreeSet::new()),
             build_errors: RwLock::new(HashMap::new()),
             events: event_invoke::EventQueues::default(),
+            destinations: RwLock::new(None),
         });
         for spec in functions {
             host.put_function(spec);
@@ -335,9 +345,24 @@ impl LambdaHost {
                 request.payload.len()
             )));
         }
-        let config = pool.spec().config.event_invoke;
+        let config = pool.spec().config.event_invoke.clone();
         self.events
             .enqueue(Arc::downgrade(self), function, config, request)
+    }
+
+    /// Sets where asynchronous invocations' destination records go.
+    pub fn set_destinations(&self, sink: Arc<dyn DestinationSink>) {
+        *self
+            .destinations
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(sink);
+    }
+
+    pub(crate) fn destinations(&self) -> Option<Arc<dyn DestinationSink>> {
+        self.destinations
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Asynchronous events of `function` accepted and not yet finished.

@@ -225,12 +225,20 @@ pub struct Function {
 /// What Lambda does with an asynchronous (`Event`) invocation that fails,
 /// as `aws_lambda_function_event_invoke_config` declares it:
 /// `[functions.x] maximum_retry_attempts = 0..2` (default 2),
-/// `maximum_event_age_in_seconds = 60..21600` (default 21600, six hours).
-/// <https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-configure.html>
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// `maximum_event_age_in_seconds = 60..21600` (default 21600, six hours),
+/// and its destinations (`DestinationConfig`): `on_success = "queue:<name>"`,
+/// `on_failure = "queue:<name>"`, an SQS queue of `[queues]` that gets
+/// Lambda's invocation record.
+/// <https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-configure.html>,
+/// <https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html>
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EventInvokeConfig {
     pub maximum_retry_attempts: u32,
     pub maximum_event_age_in_seconds: u32,
+    /// The queue that gets the record of a successful invocation.
+    pub on_success: Option<String>,
+    /// The queue that gets the record of a discarded one.
+    pub on_failure: Option<String>,
 }
 
 impl Default for EventInvokeConfig {
@@ -238,6 +246,8 @@ impl Default for EventInvokeConfig {
         EventInvokeConfig {
             maximum_retry_attempts: 2,
             maximum_event_age_in_seconds: 21_600,
+            on_success: None,
+            on_failure: None,
         }
     }
 }
@@ -335,6 +345,8 @@ struct RawFunction {
     env: BTreeMap<Spanned<String>, String>,
     maximum_retry_attempts: Option<Spanned<u32>>,
     maximum_event_age_in_seconds: Option<Spanned<u32>>,
+    on_success: Option<Spanned<String>>,
+    on_failure: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -476,6 +488,9 @@ impl Manifest {
         };
 
         let mut functions = BTreeMap::new();
+        // (function, span, queue) of each destination, checked once the
+        // queues are read.
+        let mut destinations = Vec::new();
         for (name, f) in raw.functions {
             let name_ok = !name.get_ref().is_empty()
                 && name.get_ref().len() <= 64
@@ -581,6 +596,29 @@ impl Manifest {
                 }
                 event_invoke.maximum_event_age_in_seconds = age.into_inner();
             }
+            for (field, value) in [("on_success", f.on_success), ("on_failure", f.on_failure)] {
+                let Some(value) = value else { continue };
+                let Some(queue) = value
+                    .get_ref()
+                    .strip_prefix("queue:")
+                    .filter(|q| !q.is_empty())
+                else {
+                    return Err(at(
+                        value.span(),
+                        format!(
+                            "function `{}`: {field} `{}` must be `queue:<name>`, an SQS queue of [queues] (topics and functions as destinations are not supported yet)",
+                            name.get_ref(),
+                            value.get_ref()
+                        ),
+                    ));
+                };
+                destinations.push((name.get_ref().clone(), value.span(), queue.to_owned()));
+                let target = Some(queue.to_owned());
+                match field {
+                    "on_success" => event_invoke.on_success = target,
+                    _ => event_invoke.on_failure = target,
+                }
+            }
             let function = Function {
                 name: name.get_ref().clone(),
                 package: f.package.into_inner(),
@@ -653,6 +691,30 @@ impl Manifest {
 
         let tables = tables::parse(raw.tables, &at)?;
         let queues = queues::parse(raw.queues, &at)?;
+        for (function, span, queue) in destinations {
+            if queues.get(&queue).is_some_and(|q| q.fifo_queue) {
+                return Err(at(
+                    span,
+                    format!(
+                        "function `{function}`: destination queue `{queue}` is a FIFO queue; Lambda sends invocation records to standard queues"
+                    ),
+                ));
+            }
+            if !queues.contains_key(&queue) {
+                let known: Vec<&str> = queues.keys().map(String::as_str).collect();
+                return Err(at(
+                    span,
+                    format!(
+                        "function `{function}`: destination queue `{queue}` is not in [queues] (declared: {})",
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
         let websocket = websocket::parse(raw.websocket, &functions, &at)?;
         let subscriptions =
             subscriptions::parse(raw.subscriptions, &tables, &queues, &functions, &at)?;

@@ -286,4 +286,27 @@ mod tests {
         .expect_err("kind");
         assert!(err.contains("must be a FIFO queue too"), "{err}");
     }
+
+    #[test]
+    fn asynchronous_destinations_name_a_standard_queue_of_the_stack() {
+        let f = "[functions.f]\ncrate = \"f\"\n";
+        let err = parse(&format!("{f}on_failure = \"queue:nope\"\n")).expect_err("unknown");
+        assert!(err.contains("dev.toml:3:"), "{err}");
+        assert!(
+            err.contains("destination queue `nope` is not in [queues]"),
+            "{err}"
+        );
+        let err = parse(&format!("{f}on_success = \"topic:t\"\n")).expect_err("kind");
+        assert!(err.contains("must be `queue:<name>`"), "{err}");
+        let err = parse(&format!(
+            "{f}on_failure = \"queue:q.fifo\"\n[queues.\"q.fifo\"]\nfifo_queue = true\n"
+        ))
+        .expect_err("fifo");
+        assert!(err.contains("is a FIFO queue"), "{err}");
+        let m = parse(&format!("{f}on_failure = \"queue:q\"\n[queues.q]\n")).expect("ok");
+        assert_eq!(
+            m.functions["f"].event_invoke.on_failure.as_deref(),
+            Some("q")
+        );
+    }
 }
