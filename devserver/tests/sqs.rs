@@ -734,3 +734,77 @@ async fn event_invocations_send_their_record_to_their_destinations() {
     );
     stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_stream_mapping_sends_its_on_failure_record_to_an_sqs_queue() {
+    let text = r#"
+[stack]
+name = "stream-failures"
+[ports]
+api = 0
+websocket = 0
+aws = 0
+
+[functions.sink]
+crate = "woocom-probe"
+
+[tables.events]
+partition_key = { name = "id" }
+stream = "NEW_IMAGE"
+
+[queues.stream-failures]
+
+[[subscriptions]]
+table = "events"
+function = "sink"
+starting_position = "TRIM_HORIZON"
+maximum_retry_attempts = 0
+on_failure = "queue:stream-failures"
+
+[streams]
+retry_backoff_ms = 10
+"#;
+    // Beside the fixtures, so the probe builds from this workspace.
+    let m = woocom_dev::manifest::Manifest::parse(&common::fixture("stream-failures.toml"), text)
+        .expect("manifest");
+    let stack = Stack::start(StackOptions::new(m).free_ports().quiet_build())
+        .await
+        .expect("stack starts");
+    let db = aws_sdk_dynamodb::Client::new(&sdk::config(&stack.urls().aws).await);
+    db.put_item()
+        .table_name("events")
+        .item(
+            "id",
+            aws_sdk_dynamodb::types::AttributeValue::S("e1".into()),
+        )
+        .item(
+            "fail",
+            aws_sdk_dynamodb::types::AttributeValue::S("always".into()),
+        )
+        .send()
+        .await
+        .expect("put");
+    let sqs = client(&stack).await;
+    let q = url(&sqs, "stream-failures").await;
+    let got = sqs
+        .receive_message()
+        .queue_url(&q)
+        .wait_time_seconds(10)
+        .send()
+        .await
+        .expect("receive");
+    let record: Value =
+        serde_json::from_str(got.messages()[0].body().expect("body")).expect("JSON record");
+    assert_eq!(
+        record["requestContext"]["condition"],
+        "RetryAttemptsExhausted"
+    );
+    assert_eq!(record["requestContext"]["approximateInvokeCount"], 1);
+    assert_eq!(record["responseContext"]["functionError"], "Unhandled");
+    assert_eq!(record["DDBStreamBatchInfo"]["batchSize"], 1);
+    assert!(
+        stack.event_source_mappings().dlq_entries().is_empty(),
+        "the record went to the queue, not the local DLQ"
+    );
+    stack.shutdown().await;
+}

@@ -350,9 +350,6 @@ impl MappingsCore {
             first = %first.id,
             "stream records discarded"
         );
-        let Some(queue) = mapping.sub.dlq() else {
-            return;
-        };
         let batch_info = mapping.source.batch_info(first, last, records.len());
         let failure = failure_record(
             &self.invoker.function_arn(&mapping.sub.function),
@@ -361,6 +358,17 @@ impl MappingsCore {
             response,
             batch_info,
         );
+        // An SQS queue of the stack gets the record, as in AWS (metadata
+        // only: the records stay in the stream until it expires them).
+        if let Some(queue) = mapping.sub.on_failure_queue() {
+            if let Err(e) = self.queues.deliver(queue, failure.to_string()) {
+                tracing::warn!(subscription = %mapping.sub.name, queue, "cannot send the on-failure record: {e}");
+            }
+            return;
+        }
+        let Some(queue) = mapping.sub.dlq() else {
+            return;
+        };
         self.store.add_dlq(DlqEntry {
             id: uuid::Uuid::new_v4().to_string(),
             queue: queue.to_owned(),

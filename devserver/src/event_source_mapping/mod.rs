@@ -38,7 +38,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::dynamodb::DynamoDb;
-use crate::lambda::{InvokeRequest, Invoker};
+use crate::lambda::{DestinationSink, InvokeRequest, Invoker};
 use crate::manifest::subscriptions::MappingSource;
 use crate::manifest::{StreamsSettings, Subscription};
 use crate::sqs::Sqs;
@@ -111,6 +111,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub(crate) struct MappingsCore {
     invoker: Arc<dyn Invoker>,
     store: Arc<Store>,
+    /// Where `on_failure = "queue:<name>"` records go: the stack's SQS.
+    queues: Arc<dyn DestinationSink>,
 }
 
 struct Running {
@@ -170,6 +172,7 @@ impl EventSourceMappings {
             core: Arc::new(MappingsCore {
                 invoker,
                 store: Arc::new(Store::open(dynamodb.location())),
+                queues: sqs.clone(),
             }),
             dynamodb,
             sqs,

@@ -25,7 +25,8 @@
 //! bisect_batch_on_function_error = false
 //! report_batch_item_failures = false          # FunctionResponseTypes = ["ReportBatchItemFailures"]
 //! filters = ['{"eventName": ["INSERT"]}']     # up to 5 EventBridge-style patterns
-//! on_failure = "dlq:orders-failures"          # a local dead-letter queue
+//! on_failure = "dlq:orders-failures"          # a local dead-letter queue,
+//!                                             # or "queue:<name>", an SQS queue of [queues]
 //!
 //! [streams]                                   # local only, never deployed
 //! retry_backoff_ms = 1000
@@ -113,6 +114,14 @@ impl Subscription {
         } else {
             Vec::new()
         }
+    }
+
+    /// The SQS queue of the stack that gets the on-failure records
+    /// (`on_failure = "queue:<name>"`).
+    pub fn on_failure_queue(&self) -> Option<&str> {
+        self.on_failure
+            .as_deref()
+            .and_then(|d| d.strip_prefix("queue:"))
     }
 
     /// The local dead-letter queue's name (`on_failure` without `dlq:`).
@@ -433,22 +442,46 @@ pub(super) fn parse(
         }
         let on_failure = match s.on_failure {
             Some(d) => {
-                let name = d.get_ref().strip_prefix("dlq:").unwrap_or_default();
-                let ok = !name.is_empty()
-                    && name.len() <= 80
-                    && name
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-                if !ok {
-                    return Err(at(
-                        d.span(),
-                        format!(
-                            "{what}: on_failure `{}` must be `dlq:<name>` (1-80 letters, digits, `-`, `_`): a local dead-letter queue",
-                            d.get_ref()
-                        ),
-                    ));
+                if let Some(queue) = d.get_ref().strip_prefix("queue:") {
+                    match queues.get(queue) {
+                        Some(q) if !q.fifo_queue => {}
+                        Some(_) => {
+                            return Err(at(
+                                d.span(),
+                                format!(
+                                    "{what}: on_failure queue `{queue}` is a FIFO queue; Lambda sends on-failure records to standard queues"
+                                ),
+                            ));
+                        }
+                        None => {
+                            return Err(at(
+                                d.span(),
+                                format!(
+                                    "{what}: on_failure queue `{queue}` is not in [queues] (declared: {})",
+                                    known(queues.keys())
+                                ),
+                            ));
+                        }
+                    }
+                    Some(d.into_inner())
+                } else {
+                    let name = d.get_ref().strip_prefix("dlq:").unwrap_or_default();
+                    let ok = !name.is_empty()
+                        && name.len() <= 80
+                        && name
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+                    if !ok {
+                        return Err(at(
+                            d.span(),
+                            format!(
+                                "{what}: on_failure `{}` must be `dlq:<name>` (1-80 letters, digits, `-`, `_`: a local dead-letter queue) or `queue:<name>` (an SQS queue of [queues])",
+                                d.get_ref()
+                            ),
+                        ));
+                    }
+                    Some(d.into_inner())
                 }
-                Some(d.into_inner())
             }
             None => None,
         };
@@ -616,6 +649,15 @@ partition_key = { name = "pk" }
         )
         .expect("valid");
         assert_eq!(m.subscriptions[0].dlq(), Some("orders-failures"));
+        let err = parse(
+            "table = \"orders\"\nfunction = \"notify\"\nstarting_position = \"LATEST\"\non_failure = \"queue:nope\"",
+        )
+        .expect_err("unknown queue");
+        assert!(
+            err.message
+                .contains("on_failure queue `nope` is not in [queues]"),
+            "{err}"
+        );
     }
 
     #[test]
