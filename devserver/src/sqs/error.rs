@@ -36,8 +36,7 @@ impl SqsError {
         )
     }
 
-    pub fn queue_name_exists(name: &str, attribute: &str) -> SqsError {
-        let _ = name;
+    pub fn queue_name_exists(attribute: &str) -> SqsError {
         SqsError::new(
             "QueueNameExists",
             "QueueAlreadyExists",

@@ -284,7 +284,7 @@ impl Sqs {
             let wanted = attributes.to_map();
             for key in requested.keys() {
                 if current.get(key) != wanted.get(key) {
-                    return Err(SqsError::queue_name_exists(name, key));
+                    return Err(SqsError::queue_name_exists(key));
                 }
             }
             drop(inner);
@@ -826,7 +826,7 @@ impl Sqs {
                 let redrive = e.queue.attributes.redrive_policy.as_ref();
                 QueueStatus {
                     name: e.queue.name.clone(),
-                    url: String::new(),
+                    url: self.queue_url(&e.queue.name),
                     fifo: e.queue.attributes.fifo_queue,
                     visible,
                     in_flight,
@@ -836,12 +836,6 @@ impl Sqs {
                     }),
                     max_receive_count: redrive.map(|p| p.max_receive_count),
                 }
-            })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .map(|mut s| {
-                s.url = self.queue_url(&s.name);
-                s
             })
             .collect()
     }
