@@ -8,6 +8,7 @@
 
 pub mod aws;
 pub mod deploy;
+pub mod destinations;
 pub mod dynamodb;
 pub mod event_pattern;
 pub mod event_source_mapping;

@@ -302,7 +302,12 @@ impl Stack {
             },
             Vec::new(),
         );
-        lambda.set_destinations(sqs.clone());
+        let destinations: Arc<dyn crate::lambda::DestinationSink> =
+            Arc::new(crate::destinations::StackDestinations {
+                sqs: sqs.clone(),
+                lambda: Arc::downgrade(&lambda),
+            });
+        lambda.set_destinations(destinations.clone());
         let invoker: Arc<dyn Invoker> = Arc::new(lambda.clone());
         let rest_api = RestApi::new(
             api_id(&manifest.stack.name),
@@ -328,6 +333,7 @@ impl Stack {
             dynamodb.clone(),
             sqs.clone(),
             invoker,
+            destinations,
             &manifest.stack.region,
         );
         let services = Services {

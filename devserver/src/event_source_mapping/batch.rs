@@ -358,11 +358,20 @@ impl MappingsCore {
             response,
             batch_info,
         );
-        // An SQS queue of the stack gets the record, as in AWS (metadata
-        // only: the records stay in the stream until it expires them).
-        if let Some(queue) = mapping.sub.on_failure_queue() {
-            if let Err(e) = self.queues.deliver(queue, failure.to_string()) {
-                tracing::warn!(subscription = %mapping.sub.name, queue, "cannot send the on-failure record: {e}");
+        // An SQS queue or SNS topic of the stack gets the record, as in AWS
+        // (metadata only: the records stay in the stream until it expires
+        // them).
+        let target = match (
+            mapping.sub.on_failure_queue(),
+            mapping.sub.on_failure_topic(),
+        ) {
+            (Some(q), _) => Some(crate::manifest::Destination::Queue(q.to_owned())),
+            (None, Some(t)) => Some(crate::manifest::Destination::Topic(t.to_owned())),
+            (None, None) => None,
+        };
+        if let Some(target) = target {
+            if let Err(e) = self.destinations.deliver(&target, failure.to_string(), &[]) {
+                tracing::warn!(subscription = %mapping.sub.name, destination = %target, "cannot send the on-failure record: {e}");
             }
             return;
         }

@@ -111,8 +111,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub(crate) struct MappingsCore {
     invoker: Arc<dyn Invoker>,
     store: Arc<Store>,
-    /// Where `on_failure = "queue:<name>"` records go: the stack's SQS.
-    queues: Arc<dyn DestinationSink>,
+    /// Where `on_failure = "queue:<name>"` / `"topic:<name>"` records go.
+    destinations: Arc<dyn DestinationSink>,
 }
 
 struct Running {
@@ -166,13 +166,14 @@ impl EventSourceMappings {
         dynamodb: Arc<DynamoDb>,
         sqs: Arc<Sqs>,
         invoker: Arc<dyn Invoker>,
+        destinations: Arc<dyn DestinationSink>,
         region: &str,
     ) -> Arc<EventSourceMappings> {
         Arc::new(EventSourceMappings {
             core: Arc::new(MappingsCore {
                 invoker,
                 store: Arc::new(Store::open(dynamodb.location())),
-                queues: sqs.clone(),
+                destinations,
             }),
             dynamodb,
             sqs,

@@ -16,9 +16,12 @@
 //!   without limit. Beyond it the Invoke API answers as Lambda does when it
 //!   throttles: `429 TooManyRequestsException`.
 //!
-//! Destinations (`on_success` / `on_failure` in dev.toml): a queue gets the
-//! invocation record Lambda sends, with the request, the response and the
-//! condition (`Success`, `RetriesExhausted`, `EventAgeExceeded`).
+//! Destinations (`on_success` / `on_failure` in dev.toml): a queue, topic or
+//! function gets the invocation record Lambda sends, with the request, the
+//! response and the condition (`Success`, `RetriesExhausted`,
+//! `EventAgeExceeded`). A dead-letter queue or topic (`dead_letter`) gets a
+//! discarded event as it was sent, with `RequestID`, `ErrorCode` and
+//! `ErrorMessage` attributes.
 //!
 //! Invariant: an event counts against its function's queue from the
 //! moment `invoke_event` accepts it until its last attempt ends (success,
@@ -32,7 +35,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::{InvokeRequest, InvokeResponse, LambdaError, LambdaHost};
-use crate::manifest::EventInvokeConfig;
+use crate::manifest::{Destination, EventInvokeConfig};
 
 /// Waits before the first and second retry of a function error.
 pub const RETRY_DELAYS: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(2)];
@@ -176,7 +179,7 @@ async fn deliver(
         drop(strong);
         let wait = match outcome {
             Ok(result) if result.function_error.is_none() => {
-                if let Some(queue) = &config.on_success {
+                if let Some(to) = &config.on_success {
                     let record = invocation_record(
                         &host,
                         &function,
@@ -185,7 +188,7 @@ async fn deliver(
                         failures + 1,
                         Some(&result),
                     );
-                    send_record(&host, queue, &function, &request_id, record);
+                    send_record(&host, to, &function, &request_id, record);
                 }
                 return;
             }
@@ -227,7 +230,7 @@ async fn deliver(
         attempts = failures,
         "asynchronous event discarded"
     );
-    if let Some(queue) = &config.on_failure {
+    if let Some(to) = &config.on_failure {
         let record = invocation_record(
             &host,
             &function,
@@ -236,7 +239,48 @@ async fn deliver(
             failures,
             last.as_ref(),
         );
-        send_record(&host, queue, &function, &request_id, record);
+        send_record(&host, to, &function, &request_id, record);
+    }
+    // The dead-letter queue gets the event itself, with the request id and
+    // the error as message attributes.
+    // <https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html#invocation-dlq>
+    if let Some(to) = &config.dead_letter {
+        let (code, message) = match &last {
+            Some(r) => {
+                let error: Value = serde_json::from_slice(&r.payload).unwrap_or(Value::Null);
+                let mut message = error["errorMessage"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| String::from_utf8_lossy(&r.payload).into_owned());
+                // The first kilobyte, as Lambda sends it.
+                let mut end = message.len().min(1024);
+                while !message.is_char_boundary(end) {
+                    end -= 1;
+                }
+                message.truncate(end);
+                ("200".to_owned(), message)
+            }
+            None => (reason.condition().to_owned(), reason.condition().to_owned()),
+        };
+        let body = String::from_utf8_lossy(&request.payload).into_owned();
+        let attributes = [
+            ("RequestID", request_id.clone()),
+            ("ErrorCode", code),
+            ("ErrorMessage", message),
+        ];
+        let Some(sink) = host.upgrade().and_then(|h| h.destinations()) else {
+            return;
+        };
+        match sink.deliver(to, body, &attributes) {
+            Ok(()) => {
+                tracing::info!(function = %function, request_id = %request_id, dead_letter = %to,
+                "discarded event sent to the dead-letter queue")
+            }
+            Err(e) => {
+                tracing::warn!(function = %function, request_id = %request_id, dead_letter = %to,
+                "cannot send the discarded event to the dead-letter queue: {e}")
+            }
+        }
     }
 }
 
@@ -282,7 +326,7 @@ fn invocation_record(
 
 fn send_record(
     host: &Weak<LambdaHost>,
-    queue: &str,
+    to: &Destination,
     function: &str,
     request_id: &str,
     record: Value,
@@ -290,13 +334,13 @@ fn send_record(
     let Some(sink) = host.upgrade().and_then(|h| h.destinations()) else {
         return;
     };
-    match sink.deliver(queue, record.to_string()) {
-        Ok(()) => tracing::info!(function, request_id, queue,
+    match sink.deliver(to, record.to_string(), &[]) {
+        Ok(()) => tracing::info!(function, request_id, destination = %to,
             condition = %record["requestContext"]["condition"], "invocation record sent to the destination"),
         Err(e) => tracing::warn!(
             function,
             request_id,
-            queue,
+            destination = %to,
             "cannot send the invocation record: {e}"
         ),
     }

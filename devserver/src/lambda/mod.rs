@@ -122,11 +122,19 @@ pub enum LambdaError {
     TooManyRequests(String),
 }
 
-/// Where asynchronous invocation records go (`DestinationConfig`'s
-/// `OnSuccess` / `OnFailure`): the stack gives the host its SQS service.
+/// Where asynchronous invocation records and discarded events go
+/// (`DestinationConfig`'s `OnSuccess` / `OnFailure`, `DeadLetterConfig`,
+/// a stream mapping's `OnFailure`): the stack routes a destination to its
+/// queue, topic or function.
 pub trait DestinationSink: Send + Sync {
-    /// Sends `record` (Lambda's invocation record, JSON) to `queue`.
-    fn deliver(&self, queue: &str, record: String) -> Result<(), String>;
+    /// Sends `body` to `to`, with string message attributes (a dead-letter
+    /// message's `RequestID`, `ErrorCode`, `ErrorMessage`).
+    fn deliver(
+        &self,
+        to: &crate::manifest::Destination,
+        body: String,
+        attributes: &[(&str, String)],
+    ) -> Result<(), String>;
 }
 
 /// How services other than Lambda invoke functions: the REST and WebSocket

@@ -3,10 +3,12 @@
 //! [`Manifest::parse`], which reject a bad file with the file, line and
 //! problem named.
 
+pub mod destination;
 pub mod queues;
 mod route_path;
 pub mod subscriptions;
 pub mod tables;
+pub mod topics;
 pub mod websocket;
 
 use std::collections::BTreeMap;
@@ -15,10 +17,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+pub use destination::Destination;
 pub use queues::Queue;
 pub use route_path::{RoutePath, Segment};
 pub use subscriptions::{StreamsSettings, Subscription};
 pub use tables::Table;
+pub use topics::{Endpoint, Topic, TopicSubscription};
 pub use websocket::{WebSocketApi, WebSocketRoute};
 
 /// A problem in `dev.toml`, located in the file.
@@ -80,6 +84,8 @@ pub struct Manifest {
     pub tables: BTreeMap<String, Table>,
     /// SQS queues (`[queues.<name>]`), by name.
     pub queues: BTreeMap<String, Queue>,
+    /// SNS topics and their subscriptions (`[topics.<name>]`), by name.
+    pub topics: BTreeMap<String, Topic>,
     /// The WebSocket API (`[websocket]`), when declared.
     pub websocket: Option<WebSocketApi>,
     /// Stream event source mappings (`[[subscriptions]]`).
@@ -226,19 +232,24 @@ pub struct Function {
 /// as `aws_lambda_function_event_invoke_config` declares it:
 /// `[functions.x] maximum_retry_attempts = 0..2` (default 2),
 /// `maximum_event_age_in_seconds = 60..21600` (default 21600, six hours),
-/// and its destinations (`DestinationConfig`): `on_success = "queue:<name>"`,
-/// `on_failure = "queue:<name>"`, an SQS queue of `[queues]` that gets
-/// Lambda's invocation record.
+/// and its destinations (`DestinationConfig`): `on_success` / `on_failure` =
+/// `"queue:<name>"`, `"topic:<name>"` or `"function:<name>"`, a standard
+/// queue, standard topic or function of the stack that gets Lambda's
+/// invocation record; and `dead_letter = "queue:<name>"` or
+/// `"topic:<name>"` (`DeadLetterConfig`), which gets the event itself.
 /// <https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-configure.html>,
 /// <https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html>
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EventInvokeConfig {
     pub maximum_retry_attempts: u32,
     pub maximum_event_age_in_seconds: u32,
-    /// The queue that gets the record of a successful invocation.
-    pub on_success: Option<String>,
-    /// The queue that gets the record of a discarded one.
-    pub on_failure: Option<String>,
+    /// What gets the record of a successful invocation.
+    pub on_success: Option<Destination>,
+    /// What gets the record of a discarded one.
+    pub on_failure: Option<Destination>,
+    /// The dead-letter queue or topic (`DeadLetterConfig`): gets a
+    /// discarded event as it was sent.
+    pub dead_letter: Option<Destination>,
 }
 
 impl Default for EventInvokeConfig {
@@ -248,6 +259,7 @@ impl Default for EventInvokeConfig {
             maximum_event_age_in_seconds: 21_600,
             on_success: None,
             on_failure: None,
+            dead_letter: None,
         }
     }
 }
@@ -303,6 +315,8 @@ struct RawManifest {
     #[serde(default)]
     queues: BTreeMap<Spanned<String>, Spanned<queues::RawQueue>>,
     #[serde(default)]
+    topics: BTreeMap<Spanned<String>, Spanned<topics::RawTopic>>,
+    #[serde(default)]
     websocket: Option<Spanned<websocket::RawWebSocket>>,
     #[serde(default)]
     subscriptions: Vec<Spanned<subscriptions::RawSubscription>>,
@@ -347,6 +361,7 @@ struct RawFunction {
     maximum_event_age_in_seconds: Option<Spanned<u32>>,
     on_success: Option<Spanned<String>>,
     on_failure: Option<Spanned<String>>,
+    dead_letter: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -488,8 +503,8 @@ impl Manifest {
         };
 
         let mut functions = BTreeMap::new();
-        // (function, span, queue) of each destination, checked once the
-        // queues are read.
+        // (function, field, span, target, accepts) of each destination,
+        // checked once the queues and topics are read.
         let mut destinations = Vec::new();
         for (name, f) in raw.functions {
             let name_ok = !name.get_ref().is_empty()
@@ -596,27 +611,37 @@ impl Manifest {
                 }
                 event_invoke.maximum_event_age_in_seconds = age.into_inner();
             }
-            for (field, value) in [("on_success", f.on_success), ("on_failure", f.on_failure)] {
+            for (field, value) in [
+                ("on_success", f.on_success),
+                ("on_failure", f.on_failure),
+                ("dead_letter", f.dead_letter),
+            ] {
                 let Some(value) = value else { continue };
-                let Some(queue) = value
-                    .get_ref()
-                    .strip_prefix("queue:")
-                    .filter(|q| !q.is_empty())
-                else {
+                let accepts = destination::Accepts {
+                    function: field != "dead_letter",
+                };
+                let Some(target) = Destination::parse(value.get_ref()) else {
                     return Err(at(
                         value.span(),
                         format!(
-                            "function `{}`: {field} `{}` must be `queue:<name>`, an SQS queue of [queues] (topics and functions as destinations are not supported yet)",
+                            "function `{}`: {field} `{}` must be {}, naming one of this dev.toml",
                             name.get_ref(),
-                            value.get_ref()
+                            value.get_ref(),
+                            Destination::forms(accepts)
                         ),
                     ));
                 };
-                destinations.push((name.get_ref().clone(), value.span(), queue.to_owned()));
-                let target = Some(queue.to_owned());
+                destinations.push((
+                    name.get_ref().clone(),
+                    field,
+                    value.span(),
+                    target.clone(),
+                    accepts,
+                ));
                 match field {
-                    "on_success" => event_invoke.on_success = target,
-                    _ => event_invoke.on_failure = target,
+                    "on_success" => event_invoke.on_success = Some(target),
+                    "on_failure" => event_invoke.on_failure = Some(target),
+                    _ => event_invoke.dead_letter = Some(target),
                 }
             }
             let function = Function {
@@ -691,33 +716,23 @@ impl Manifest {
 
         let tables = tables::parse(raw.tables, &at)?;
         let queues = queues::parse(raw.queues, &at)?;
-        for (function, span, queue) in destinations {
-            if queues.get(&queue).is_some_and(|q| q.fifo_queue) {
-                return Err(at(
-                    span,
-                    format!(
-                        "function `{function}`: destination queue `{queue}` is a FIFO queue; Lambda sends invocation records to standard queues"
-                    ),
-                ));
-            }
-            if !queues.contains_key(&queue) {
-                let known: Vec<&str> = queues.keys().map(String::as_str).collect();
-                return Err(at(
-                    span,
-                    format!(
-                        "function `{function}`: destination queue `{queue}` is not in [queues] (declared: {})",
-                        if known.is_empty() {
-                            "none".to_owned()
-                        } else {
-                            known.join(", ")
-                        }
-                    ),
-                ));
-            }
+        let topics = topics::parse(raw.topics, &queues, &functions, &at)?;
+        for (function, field, span, target, accepts) in destinations {
+            target
+                .check(accepts, &queues, &topics, &functions)
+                .map_err(|problem| {
+                    at(span, format!("function `{function}`: {field}: {problem}"))
+                })?;
         }
         let websocket = websocket::parse(raw.websocket, &functions, &at)?;
-        let subscriptions =
-            subscriptions::parse(raw.subscriptions, &tables, &queues, &functions, &at)?;
+        let subscriptions = subscriptions::parse(
+            raw.subscriptions,
+            &tables,
+            &queues,
+            &topics,
+            &functions,
+            &at,
+        )?;
         let frontend = match raw.frontend {
             Some(f) => {
                 let span = f.span();
@@ -751,6 +766,7 @@ impl Manifest {
             routes,
             tables,
             queues,
+            topics,
             websocket,
             subscriptions,
             streams: raw.streams.unwrap_or_default(),

@@ -293,11 +293,16 @@ mod tests {
         let err = parse(&format!("{f}on_failure = \"queue:nope\"\n")).expect_err("unknown");
         assert!(err.contains("dev.toml:3:"), "{err}");
         assert!(
-            err.contains("destination queue `nope` is not in [queues]"),
+            err.contains("on_failure: queue `nope` is not in [queues]"),
             "{err}"
         );
-        let err = parse(&format!("{f}on_success = \"topic:t\"\n")).expect_err("kind");
-        assert!(err.contains("must be `queue:<name>`"), "{err}");
+        let err = parse(&format!("{f}on_success = \"bus:t\"\n")).expect_err("kind");
+        assert!(
+            err.contains("must be `queue:<name>`, `topic:<name>`"),
+            "{err}"
+        );
+        let err = parse(&format!("{f}dead_letter = \"function:f\"\n")).expect_err("dlq kind");
+        assert!(err.contains("cannot be the target here"), "{err}");
         let err = parse(&format!(
             "{f}on_failure = \"queue:q.fifo\"\n[queues.\"q.fifo\"]\nfifo_queue = true\n"
         ))
@@ -305,8 +310,8 @@ mod tests {
         assert!(err.contains("is a FIFO queue"), "{err}");
         let m = parse(&format!("{f}on_failure = \"queue:q\"\n[queues.q]\n")).expect("ok");
         assert_eq!(
-            m.functions["f"].event_invoke.on_failure.as_deref(),
-            Some("q")
+            m.functions["f"].event_invoke.on_failure,
+            Some(crate::manifest::Destination::Queue("q".into()))
         );
     }
 }

@@ -26,7 +26,8 @@
 //! report_batch_item_failures = false          # FunctionResponseTypes = ["ReportBatchItemFailures"]
 //! filters = ['{"eventName": ["INSERT"]}']     # up to 5 EventBridge-style patterns
 //! on_failure = "dlq:orders-failures"          # a local dead-letter queue,
-//!                                             # or "queue:<name>", an SQS queue of [queues]
+//!                                             # or "queue:<name>" / "topic:<name>",
+//!                                             # a queue or topic of the stack
 //!
 //! [streams]                                   # local only, never deployed
 //! retry_backoff_ms = 1000
@@ -42,8 +43,9 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+use super::destination::{Accepts, Destination};
 use super::queues::Queue;
-use super::{Function, ManifestError, Table};
+use super::{Function, ManifestError, Table, Topic};
 use crate::event_pattern::FilterPattern;
 
 /// What a mapping reads.
@@ -122,6 +124,14 @@ impl Subscription {
         self.on_failure
             .as_deref()
             .and_then(|d| d.strip_prefix("queue:"))
+    }
+
+    /// The SNS topic of the stack that gets the on-failure records
+    /// (`on_failure = "topic:<name>"`).
+    pub fn on_failure_topic(&self) -> Option<&str> {
+        self.on_failure
+            .as_deref()
+            .and_then(|d| d.strip_prefix("topic:"))
     }
 
     /// The local dead-letter queue's name (`on_failure` without `dlq:`).
@@ -214,6 +224,7 @@ pub(super) fn parse(
     raw: Vec<Spanned<RawSubscription>>,
     tables: &BTreeMap<String, Table>,
     queues: &BTreeMap<String, Queue>,
+    topics: &BTreeMap<String, Topic>,
     functions: &BTreeMap<String, Function>,
     at: &dyn Fn(Range<usize>, String) -> ManifestError,
 ) -> Result<Vec<Subscription>, ManifestError> {
@@ -442,27 +453,12 @@ pub(super) fn parse(
         }
         let on_failure = match s.on_failure {
             Some(d) => {
-                if let Some(queue) = d.get_ref().strip_prefix("queue:") {
-                    match queues.get(queue) {
-                        Some(q) if !q.fifo_queue => {}
-                        Some(_) => {
-                            return Err(at(
-                                d.span(),
-                                format!(
-                                    "{what}: on_failure queue `{queue}` is a FIFO queue; Lambda sends on-failure records to standard queues"
-                                ),
-                            ));
-                        }
-                        None => {
-                            return Err(at(
-                                d.span(),
-                                format!(
-                                    "{what}: on_failure queue `{queue}` is not in [queues] (declared: {})",
-                                    known(queues.keys())
-                                ),
-                            ));
-                        }
-                    }
+                if let Some(target) = Destination::parse(d.get_ref())
+                    .filter(|t| !matches!(t, Destination::Function(_)))
+                {
+                    target
+                        .check(Accepts { function: false }, queues, topics, functions)
+                        .map_err(|problem| at(d.span(), format!("{what}: on_failure {problem}")))?;
                     Some(d.into_inner())
                 } else {
                     let name = d.get_ref().strip_prefix("dlq:").unwrap_or_default();
@@ -475,7 +471,7 @@ pub(super) fn parse(
                         return Err(at(
                             d.span(),
                             format!(
-                                "{what}: on_failure `{}` must be `dlq:<name>` (1-80 letters, digits, `-`, `_`: a local dead-letter queue) or `queue:<name>` (an SQS queue of [queues])",
+                                "{what}: on_failure `{}` must be `dlq:<name>` (1-80 letters, digits, `-`, `_`: a local dead-letter queue), `queue:<name>` or `topic:<name>` (an SQS queue or SNS topic of the stack)",
                                 d.get_ref()
                             ),
                         ));

@@ -21,6 +21,15 @@ pub struct AttributeValue {
 }
 
 impl AttributeValue {
+    /// A `String` attribute.
+    pub fn string(value: String) -> AttributeValue {
+        AttributeValue {
+            data_type: "String".into(),
+            string_value: Some(value),
+            binary_value: None,
+        }
+    }
+
     fn is_binary(&self) -> bool {
         self.data_type.starts_with("Binary")
     }
@@ -156,11 +165,7 @@ mod tests {
     use super::*;
 
     fn string(v: &str) -> AttributeValue {
-        AttributeValue {
-            data_type: "String".into(),
-            string_value: Some(v.into()),
-            binary_value: None,
-        }
+        AttributeValue::string(v.to_owned())
     }
 
     #[test]

@@ -973,21 +973,6 @@ impl Sqs {
     }
 }
 
-/// Asynchronous invocations' destinations are SQS queues of the stack.
-impl crate::lambda::DestinationSink for Sqs {
-    fn deliver(&self, queue: &str, record: String) -> Result<(), String> {
-        self.send(
-            queue,
-            SendRequest {
-                body: record,
-                ..SendRequest::default()
-            },
-        )
-        .map(|_| ())
-        .map_err(|e| e.message)
-    }
-}
-
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     let digest = sha2::Sha256::digest(bytes);
