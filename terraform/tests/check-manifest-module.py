@@ -55,9 +55,13 @@ for name, f in outputs["functions"].items():
     policy = json.loads(f["policy"])
     for s in policy["Statement"]:
         for r in s["Resource"]:
-            check(re.match(r"^arn:aws:(logs|dynamodb|sqs|execute-api):eu-west-1:123456789012:", r), f"{name}: {r}")
+            check(re.match(r"^arn:aws:(logs|dynamodb|sqs|sns|lambda|execute-api):eu-west-1:123456789012:", r), f"{name}: {r}")
             if ":dynamodb:" in r:
                 check(f":table/{PREFIX}-" in r, f"{name}: {r}")
+            if re.match(r"^arn:aws:(sqs|sns):", r):
+                check(r.split(":")[5].startswith(f"{PREFIX}-"), f"{name}: {r} is not the stack's")
+            if ":lambda:" in r:
+                check(f":function:{PREFIX}-" in r, f"{name}: {r} is not the stack's")
             if ":execute-api:" in r:
                 check(r == "arn:aws:execute-api:eu-west-1:123456789012:abc123defg/api/*/@connections/*", f"{name}: {r}")
 

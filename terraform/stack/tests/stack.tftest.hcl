@@ -193,7 +193,7 @@ run "queues_topics_and_destinations" {
     condition = (
       module.messaging.subscriptions["order-events/lambda/mailer"].endpoint == "arn:aws:lambda:eu-west-1:123456789012:function:woocom-dev-alice-mailer"
       && module.messaging.subscriptions["order-events/lambda/mailer"].filter_policy_scope == "MessageBody"
-      && !module.messaging.subscriptions["order-events/lambda/mailer"].raw_message_delivery
+      && module.messaging.subscriptions["order-events/lambda/mailer"].raw_message_delivery == false
       && module.messaging.subscriptions["order-events/https/https://hooks.example.com/orders"].endpoint == "https://hooks.example.com/orders"
       && module.messaging.subscriptions["order-events/https/https://hooks.example.com/orders"].filter_policy == null
     )
@@ -285,8 +285,8 @@ run "queues_topics_and_destinations" {
         PublishToTopics = ["arn:aws:sns:eu-west-1:123456789012:woocom-dev-alice-order-events"]
         InvokeFunctions = ["arn:aws:lambda:eu-west-1:123456789012:function:woocom-dev-alice-audit"]
       }
-      && !strcontains(module.functions.role_policies["audit"], "lambda:InvokeFunction")
-      && !strcontains(module.functions.role_policies["mailer"], "sqs:ReceiveMessage")
+      && strcontains(module.functions.role_policies["audit"], "lambda:InvokeFunction") == false
+      && strcontains(module.functions.role_policies["mailer"], "sqs:ReceiveMessage") == false
     )
     error_message = "Role policies: ${jsonencode(module.functions.role_policies)}"
   }
