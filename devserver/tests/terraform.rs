@@ -74,10 +74,7 @@ fn check_least_privilege(rendered: &Value) {
                 .collect()
         };
         let streamed = sources("table");
-        let polled: BTreeSet<String> = sources("queue")
-            .iter()
-            .map(|q| arn("queue", q))
-            .collect();
+        let polled: BTreeSet<String> = sources("queue").iter().map(|q| arn("queue", q)).collect();
         // Every destination dev.toml names for it: stream mappings'
         // on_failure, and its asynchronous invocations' targets.
         let event_invoke = &rendered["functions"][name.as_str()]["event_invoke"];
@@ -301,7 +298,10 @@ fn full_manifest_renders_to_the_golden_file_with_least_privilege() {
         .collect();
     assert_eq!(
         queues,
-        [("orders-failures", true), ("notify-products-failures", true)]
+        [
+            ("orders-failures", true),
+            ("notify-products-failures", true)
+        ]
     );
 
     assert_golden(&rendered, &fixtures.join("full-rendered.json"), &source);
@@ -371,7 +371,8 @@ fn events_manifest_renders_to_the_golden_file_with_least_privilege() {
         subscriptions[2]["on_failure"],
         serde_json::json!({"kind": "queue", "name": "mail-failures", "dedicated": false})
     );
-    let statements = |f: &str| rendered["deploy"]["functions"][f]["policy"]["Statement"].to_string();
+    let statements =
+        |f: &str| rendered["deploy"]["functions"][f]["policy"]["Statement"].to_string();
     assert!(statements("fulfil").contains("sqs:ReceiveMessage"));
     assert!(!statements("notify").contains("sqs:ReceiveMessage"));
     assert!(statements("notify").contains("function:${prefix}-audit"));

@@ -401,8 +401,7 @@ fn derive(sections: &Map<String, Value>) -> Result<Value, String> {
         let event_invoke = function.get("event_invoke").unwrap_or(&Value::Null);
         for field in ["on_success", "on_failure", "dead_letter"] {
             let value = event_invoke.get(field).unwrap_or(&Value::Null);
-            if let Some(target) =
-                Target::from_value(value, &format!("function `{name}`: {field}"))?
+            if let Some(target) = Target::from_value(value, &format!("function `{name}`: {field}"))?
             {
                 check_target(&target, &format!("function `{name}`: {field}"), sections)?;
                 targets.insert(target);
@@ -661,15 +660,14 @@ fn subscriptions(
                 true,
             ),
         };
-        if dedicated {
-            if let Some(t) = &target {
-                if queues.contains_key(&t.name) {
-                    return Err(format!(
-                        "subscriptions[{i}] (`{key}`): its on-failure queue `{0}` would be created for it, and [queues.{0}] declares a queue of that name too: write on_failure = \"queue:{0}\" to send to that queue, or name another with \"dlq:<name>\"",
-                        t.name
-                    ));
-                }
-            }
+        if let Some(t) = target
+            .as_ref()
+            .filter(|t| dedicated && queues.contains_key(&t.name))
+        {
+            return Err(format!(
+                "subscriptions[{i}] (`{key}`): its on-failure queue `{0}` would be created for it, and [queues.{0}] declares a queue of that name too: write on_failure = \"queue:{0}\" to send to that queue, or name another with \"dlq:<name>\"",
+                t.name
+            ));
         }
         out.push(Subscription {
             key,
@@ -879,7 +877,10 @@ on_failure = "topic:events"
                  "on_failure": {"kind": "topic", "name": "events", "dedicated": false}},
             ])
         );
-        assert_eq!(out["queues"]["work"]["visibility_timeout_seconds"], json!(60));
+        assert_eq!(
+            out["queues"]["work"]["visibility_timeout_seconds"],
+            json!(60)
+        );
         assert_eq!(
             out["topics"]["events"]["subscriptions"][0]["endpoint"],
             json!("work")
