@@ -109,6 +109,18 @@ module "functions" {
   log_retention_days   = var.log_retention_days
   reserve_concurrency  = var.reserve_concurrency
   permissions_boundary = coalesce(var.permissions_boundary, module.access.boundary_arn)
+  queue_arns           = module.messaging.queue_arns
+  topic_arns           = module.messaging.topic_arns
+}
+
+module "messaging" {
+  source = "../modules/messaging"
+
+  queues              = module.manifest.queues
+  topics              = module.manifest.topics
+  topic_subscriptions = module.manifest.topic_subscriptions
+  function_arns       = module.functions.arns
+  function_names      = module.functions.names
 }
 
 module "rest_api" {
@@ -146,6 +158,8 @@ module "subscriptions" {
   subscriptions  = module.manifest.subscriptions
   stream_arns    = module.tables.stream_arns
   function_names = module.functions.names
+  queue_arns     = module.messaging.queue_arns
+  topic_arns     = module.messaging.topic_arns
 }
 
 module "frontend" {
@@ -172,7 +186,7 @@ module "monitoring" {
   rest_api_stage        = module.rest_api.stage
   function_names        = module.functions.names
   stream_functions      = module.subscriptions.functions
-  queue_names           = module.subscriptions.queue_names
+  queue_names           = merge(module.subscriptions.queue_names, module.manifest.dead_letter_queues)
 }
 
 # Alarms nobody receives are no alarms: staging and production should name

@@ -31,6 +31,21 @@ output "table_names" {
   value = module.tables.names
 }
 
+output "queue_names" {
+  description = "[queues] (as in dev.toml) => deployed name."
+  value       = module.messaging.queue_names
+}
+
+output "capped_message_size_queues" {
+  description = "Queues that take 1 MiB messages under woocom-dev but are deployed with 256 KiB, the most hashicorp/aws 5.x sets (set max_message_size = 262144 in dev.toml to match)."
+  value       = module.messaging.capped_message_size_queues
+}
+
+output "topic_arns" {
+  description = "[topics] (as in dev.toml) => ARN."
+  value       = module.messaging.topic_arns
+}
+
 output "alerts_topic_arn" {
   value = module.monitoring.topic_arn
 }

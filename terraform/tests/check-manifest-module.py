@@ -55,9 +55,13 @@ for name, f in outputs["functions"].items():
     policy = json.loads(f["policy"])
     for s in policy["Statement"]:
         for r in s["Resource"]:
-            check(re.match(r"^arn:aws:(logs|dynamodb|sqs|execute-api):eu-west-1:123456789012:", r), f"{name}: {r}")
+            check(re.match(r"^arn:aws:(logs|dynamodb|sqs|sns|lambda|execute-api):eu-west-1:123456789012:", r), f"{name}: {r}")
             if ":dynamodb:" in r:
                 check(f":table/{PREFIX}-" in r, f"{name}: {r}")
+            if re.match(r"^arn:aws:(sqs|sns):", r):
+                check(r.split(":")[5].startswith(f"{PREFIX}-"), f"{name}: {r} is not the stack's")
+            if ":lambda:" in r:
+                check(f":function:{PREFIX}-" in r, f"{name}: {r} is not the stack's")
             if ":execute-api:" in r:
                 check(r == "arn:aws:execute-api:eu-west-1:123456789012:abc123defg/api/*/@connections/*", f"{name}: {r}")
 
@@ -93,16 +97,56 @@ for p in perms.values():
 # Subscriptions: same settings, filters as JSON pattern strings.
 subs = outputs["subscriptions"]
 for i, s in enumerate(rendered.get("subscriptions", [])):
-    key = rendered["deploy"]["subscriptions"][i]["key"]
+    derived = rendered["deploy"]["subscriptions"][i]
+    key = derived["key"]
     out = subs[key]
-    check(out["queue"] == f"{PREFIX}-{rendered['deploy']['subscriptions'][i]['queue']}", f"{key}: queue")
-    for field in ["batch_size", "maximum_batching_window_in_seconds", "maximum_retry_attempts", "maximum_record_age_in_seconds"]:
+    stream = derived["source"]["kind"] == "table"
+    check((out["source_kind"], out["source"]) == (derived["source"]["kind"], derived["source"]["name"]), f"{key}: source")
+    failure = derived["on_failure"]
+    dedicated = f"{PREFIX}-{failure['name']}" if failure and failure["dedicated"] else None
+    check(out["dedicated_queue"] == dedicated, f"{key}: dedicated queue {out['dedicated_queue']} != {dedicated}")
+    check(out["on_failure"] == failure, f"{key}: on_failure")
+    check(stream or failure is None, f"{key}: an SQS mapping has no on-failure destination")
+    for field in ["batch_size", "maximum_batching_window_in_seconds"]:
         check(out[field] == s.get(field), f"{key}: {field} {out[field]} != {s.get(field)}")
-    check(out["starting_position"] == (s.get("starting_position") or "LATEST"), f"{key}: starting_position")
+    # SQS mappings take no stream settings (Lambda refuses them).
+    for field in ["maximum_retry_attempts", "maximum_record_age_in_seconds"]:
+        want = s.get(field) if stream else None
+        check(out[field] == want, f"{key}: {field} {out[field]} != {want}")
+    check(out["starting_position"] == ((s.get("starting_position") or "LATEST") if stream else None), f"{key}: starting_position")
+    check(out["maximum_concurrency"] == s.get("maximum_concurrency"), f"{key}: maximum_concurrency")
     check(out["report_batch_item_failures"] == bool(s.get("report_batch_item_failures")), f"{key}: report")
     for f in out["filters"]:
         check(isinstance(json.loads(f), dict), f"{key}: filter {f}")
 check(len(subs) == len(rendered.get("subscriptions", [])), "subscriptions count")
+
+# Queues and topics: every queue and topic under the prefix with its
+# settings; one subscription per topic and endpoint; each queue's
+# publishers are exactly the topics that deliver to it.
+queues, topics = outputs["queues"], outputs["topics"]
+check(set(queues) == set(rendered.get("queues") or {}), "queues")
+for name, q in (rendered.get("queues") or {}).items():
+    out = queues[name]
+    check(out["name"] == f"{PREFIX}-{name}", f"queue {name}: name")
+    for field in ["fifo_queue", "content_based_deduplication", "visibility_timeout_seconds", "message_retention_seconds",
+                  "delay_seconds", "max_message_size", "receive_wait_time_seconds", "redrive_policy",
+                  "redrive_allow_policy", "source_queues"]:
+        check(out[field] == q.get(field), f"queue {name}: {field} {out[field]} != {q.get(field)}")
+    senders = sorted({t for t, topic in (rendered.get("topics") or {}).items() for s in topic["subscriptions"]
+                      if (s["protocol"] == "sqs" and s["endpoint"] == name) or s.get("dead_letter_queue") == name})
+    check(out["topic_publishers"] == senders, f"queue {name}: publishers {out['topic_publishers']} != {senders}")
+check(set(topics) == set(rendered.get("topics") or {}), "topics")
+declared_subs = [(t, s) for t, topic in (rendered.get("topics") or {}).items() for s in topic["subscriptions"]]
+check(len(outputs["topic_subscriptions"]) == len(declared_subs), "one subscription per declared one")
+for t, s in declared_subs:
+    out = outputs["topic_subscriptions"].get(f"{t}/{s['protocol']}/{s['endpoint']}")
+    check(out is not None, f"topic {t}: subscription {s['protocol']} {s['endpoint']}")
+    if out:
+        check(out["raw_message_delivery"] == s["raw_message_delivery"], f"topic {t}: raw delivery")
+        check(out["dead_letter_queue"] == s.get("dead_letter_queue"), f"topic {t}: dead-letter queue")
+        check(out["filter_policy_scope"] == (s["filter_policy_scope"] if s.get("filter_policy") else None), f"topic {t}: scope")
+        if s.get("filter_policy"):
+            check(isinstance(json.loads(out["filter_policy"]), dict), f"topic {t}: filter policy is JSON")
 
 if "websocket" in rendered:
     check((outputs.get("websocket") or {}).get("routes") == rendered["websocket"]["routes"], "websocket routes")
@@ -114,4 +158,4 @@ if problems:
         print(f"error: {p}", file=sys.stderr)
     sys.exit(1)
 print(f"manifest module: {sys.argv[2]}: {len(outputs['functions'])} functions, {len(rendered['routes'])} routes, "
-      f"{len(outputs['tables'])} tables, {len(subs)} subscriptions checked")
+      f"{len(outputs['tables'])} tables, {len(subs)} subscriptions, {len(queues)} queues, {len(topics)} topics checked")

@@ -19,10 +19,28 @@
 //! the deployed name, and the function's role may use that table (and its
 //! indexes and stream), and no other.
 //!
+//! ## Queues, topics and destinations
+//!
+//! `[queues]` and `[topics]` are deployed under the same prefix
+//! (`<prefix>-<name>`), and so are the dedicated on-failure queues of
+//! stream mappings (`dlq:<name>`, default `<mapping>-failures`). A name
+//! that two of them would share in AWS is refused here rather than left to
+//! fail at apply: a `[queues]` entry named like a dedicated on-failure
+//! queue, and a topic named `alerts` (the stack's alarm topic). So is an
+//! HTTP(S) topic subscription to a loopback address, which SNS in AWS
+//! cannot reach.
+//!
 //! ## IAM
 //!
 //! Resource ARNs in the rendered policies are templates with the
 //! placeholders in [`PLACEHOLDERS`], which the `functions` module fills.
+//! Besides its tables, logs and @connections, a function's role may
+//! receive from the queues its SQS mappings read, and send to, publish to
+//! or invoke exactly the destinations dev.toml names for it (stream
+//! mappings' `on_failure`, `on_success` / `on_failure` / `dead_letter` of
+//! asynchronous invocations). Nothing else is granted implicitly: a
+//! function's own SDK calls to a queue or topic are not derived from
+//! dev.toml.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -75,6 +93,26 @@ pub const STREAM_ACTIONS: &[&str] = &[
     "dynamodb:ListStreams",
 ];
 
+/// What an SQS event source mapping needs on its queue (Lambda polls with
+/// the function's role).
+/// <https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html#events-sqs-permissions>
+pub const QUEUE_SOURCE_ACTIONS: &[&str] = &[
+    "sqs:ChangeMessageVisibility",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+    "sqs:ReceiveMessage",
+];
+
+/// Sending to a destination, by kind: Lambda uses the function's role.
+/// <https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-retain-records.html#destination-permissions>
+pub const QUEUE_SEND_ACTIONS: &[&str] = &["sqs:SendMessage"];
+pub const TOPIC_PUBLISH_ACTIONS: &[&str] = &["sns:Publish"];
+pub const FUNCTION_INVOKE_ACTIONS: &[&str] = &["lambda:InvokeFunction"];
+
+/// The name the stack's alarm topic takes (`<prefix>-alerts`,
+/// terraform/modules/monitoring): no `[topics]` entry may have it.
+pub const ALERTS_TOPIC: &str = "alerts";
+
 /// Writing to the function's own log group, which Terraform creates (so
 /// no `logs:CreateLogGroup`).
 pub const LOG_ACTIONS: &[&str] = &["logs:CreateLogStream", "logs:PutLogEvents"];
@@ -110,16 +148,6 @@ pub fn render_value(source: &Path, manifest: Value) -> Result<Value, RenderError
             "the manifest did not serialize to an object".into(),
         ));
     };
-    // Said, not skipped: a stack deployed without its queues would not run.
-    if sections
-        .get("queues")
-        .and_then(Value::as_object)
-        .is_some_and(|q| !q.is_empty())
-    {
-        return Err(invalid(
-            "[queues] (and subscriptions to them) run locally only so far: the Terraform modules do not deploy SQS queues yet".into(),
-        ));
-    }
     let mut out = Map::new();
     out.insert(
         "//".into(),
@@ -170,13 +198,85 @@ pub fn is_current(manifest: &Manifest, output: &Path) -> Result<bool, RenderErro
     Ok(std::fs::read_to_string(output).is_ok_and(|old| old == text))
 }
 
-/// A subscription (stream event source mapping) as the policy needs it.
+/// A queue, topic or function of the stack that something sends to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Target {
+    kind: TargetKind,
+    /// Without the stack prefix.
+    name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum TargetKind {
+    Queue,
+    Topic,
+    Function,
+}
+
+impl Target {
+    /// Reads a serialized `{"kind": ..., "name": ...}` destination
+    /// (`field` names it in errors).
+    fn from_value(value: &Value, field: &str) -> Result<Option<Target>, String> {
+        if value.is_null() {
+            return Ok(None);
+        }
+        let kind = value.get("kind").and_then(Value::as_str);
+        let name = value.get("name").and_then(Value::as_str);
+        let kind = match kind {
+            Some("queue") => TargetKind::Queue,
+            Some("topic") => TargetKind::Topic,
+            Some("function") => TargetKind::Function,
+            _ => {
+                return Err(format!(
+                    "{field} is not a queue, topic or function destination: {value}"
+                ));
+            }
+        };
+        match name {
+            Some(name) if !name.is_empty() => Ok(Some(Target {
+                kind,
+                name: name.to_owned(),
+            })),
+            _ => Err(format!("{field} names no {kind:?} destination: {value}")),
+        }
+    }
+
+    /// The deployed resource's ARN, as a template.
+    fn arn(&self) -> String {
+        let name = &self.name;
+        match self.kind {
+            TargetKind::Queue => queue_arn(name),
+            TargetKind::Topic => {
+                format!("arn:${{partition}}:sns:${{region}}:${{account_id}}:${{prefix}}-{name}")
+            }
+            TargetKind::Function => format!(
+                "arn:${{partition}}:lambda:${{region}}:${{account_id}}:function:${{prefix}}-{name}"
+            ),
+        }
+    }
+
+    fn kind_name(&self) -> &'static str {
+        match self.kind {
+            TargetKind::Queue => "queue",
+            TargetKind::Topic => "topic",
+            TargetKind::Function => "function",
+        }
+    }
+}
+
+/// An event source mapping as Terraform and the policies need it.
 struct Subscription {
     key: String,
-    table: String,
+    /// `table` (its stream) or `queue`.
+    source_kind: &'static str,
+    source: String,
     function: String,
-    /// The on-failure queue's name without the stack prefix.
-    queue: String,
+    /// Where a stream mapping's failed records go; SQS mappings have none
+    /// (failed messages return to the queue, whose redrive policy applies).
+    on_failure: Option<Target>,
+    /// The on-failure queue is the mapping's own (`dlq:<name>` or the
+    /// default `<key>-failures`), created with it, not one of `[queues]`.
+    dedicated: bool,
 }
 
 fn derive(sections: &Map<String, Value>) -> Result<Value, String> {
@@ -188,6 +288,8 @@ fn derive(sections: &Map<String, Value>) -> Result<Value, String> {
             .unwrap_or(&empty)
     };
     let declared_tables = object("tables");
+    let declared_queues = object("queues");
+    let declared_topics = object("topics");
     let websocket = sections.get("websocket").filter(|w| !w.is_null());
     let websocket_functions: BTreeSet<String> = websocket
         .and_then(|w| w.get("routes"))
@@ -197,7 +299,8 @@ fn derive(sections: &Map<String, Value>) -> Result<Value, String> {
         .filter_map(|r| r.get("function").and_then(Value::as_str).map(str::to_owned))
         .collect();
 
-    let subscriptions = subscriptions(sections)?;
+    let subscriptions = subscriptions(sections, declared_queues, declared_topics)?;
+    check_topics(declared_topics)?;
 
     let mut functions = Map::new();
     for (name, function) in object("functions") {
@@ -222,11 +325,12 @@ fn derive(sections: &Map<String, Value>) -> Result<Value, String> {
             .iter()
             .filter(|s| &s.function == name)
             .collect();
+        let stream_consumer = subscribed.iter().any(|s| s.source_kind == "table");
         // Functions behind WebSocket routes answer through @connections;
         // with a WebSocket API declared, stream consumers push changes to
         // the browsers (DESIGN.md: live updates) the same way.
         let manages_connections =
-            websocket.is_some() && (websocket_functions.contains(name) || !subscribed.is_empty());
+            websocket.is_some() && (websocket_functions.contains(name) || stream_consumer);
 
         let mut statements = vec![json!({
             "Sid": "Logs",
@@ -260,7 +364,11 @@ fn derive(sections: &Map<String, Value>) -> Result<Value, String> {
                 }));
             }
         }
-        let streamed: BTreeSet<&str> = subscribed.iter().map(|s| s.table.as_str()).collect();
+        let streamed: BTreeSet<&str> = subscribed
+            .iter()
+            .filter(|s| s.source_kind == "table")
+            .map(|s| s.source.as_str())
+            .collect();
         for table in &streamed {
             statements.push(json!({
                 "Sid": format!("Stream{}", sid(table)),
@@ -269,19 +377,58 @@ fn derive(sections: &Map<String, Value>) -> Result<Value, String> {
                 "Resource": [format!("{}/stream/*", table_arn(table))],
             }));
         }
-        if !subscribed.is_empty() {
+        let polled: BTreeSet<&str> = subscribed
+            .iter()
+            .filter(|s| s.source_kind == "queue")
+            .map(|s| s.source.as_str())
+            .collect();
+        for queue in &polled {
             statements.push(json!({
-                "Sid": "OnFailureDestinations",
+                "Sid": format!("QueueSource{}", sid(queue)),
                 "Effect": "Allow",
-                "Action": ["sqs:SendMessage"],
-                "Resource": subscribed
-                    .iter()
-                    .map(|s| format!(
-                        "arn:${{partition}}:sqs:${{region}}:${{account_id}}:${{prefix}}-{}",
-                        s.queue
-                    ))
-                    .collect::<BTreeSet<_>>(),
+                "Action": QUEUE_SOURCE_ACTIONS,
+                "Resource": [queue_arn(queue)],
             }));
+        }
+
+        // Every destination dev.toml names for this function, and only
+        // those: its stream mappings' on-failure targets and its
+        // asynchronous invocations' destinations and dead-letter target.
+        let mut targets: BTreeSet<Target> = subscribed
+            .iter()
+            .filter_map(|s| s.on_failure.clone())
+            .collect();
+        let event_invoke = function.get("event_invoke").unwrap_or(&Value::Null);
+        for field in ["on_success", "on_failure", "dead_letter"] {
+            let value = event_invoke.get(field).unwrap_or(&Value::Null);
+            if let Some(target) = Target::from_value(value, &format!("function `{name}`: {field}"))?
+            {
+                check_target(&target, &format!("function `{name}`: {field}"), sections)?;
+                targets.insert(target);
+            }
+        }
+        for (kind, sid, actions) in [
+            (TargetKind::Queue, "SendToQueues", QUEUE_SEND_ACTIONS),
+            (TargetKind::Topic, "PublishToTopics", TOPIC_PUBLISH_ACTIONS),
+            (
+                TargetKind::Function,
+                "InvokeFunctions",
+                FUNCTION_INVOKE_ACTIONS,
+            ),
+        ] {
+            let resources: BTreeSet<String> = targets
+                .iter()
+                .filter(|t| t.kind == kind)
+                .map(Target::arn)
+                .collect();
+            if !resources.is_empty() {
+                statements.push(json!({
+                    "Sid": sid,
+                    "Effect": "Allow",
+                    "Action": actions,
+                    "Resource": resources,
+                }));
+            }
         }
         if manages_connections {
             statements.push(json!({
@@ -324,9 +471,13 @@ fn derive(sections: &Map<String, Value>) -> Result<Value, String> {
         .map(|s| {
             json!({
                 "key": s.key,
-                "table": s.table,
+                "source": { "kind": s.source_kind, "name": s.source },
                 "function": s.function,
-                "queue": s.queue,
+                "on_failure": s.on_failure.as_ref().map(|t| json!({
+                    "kind": t.kind_name(),
+                    "name": t.name,
+                    "dedicated": s.dedicated,
+                })),
             })
         })
         .collect();
@@ -337,10 +488,87 @@ fn derive(sections: &Map<String, Value>) -> Result<Value, String> {
     }))
 }
 
+/// A destination names a queue, topic or function the manifest declares
+/// (dev.toml's loader checks this too; the JSON fixtures are not loaded).
+fn check_target(target: &Target, field: &str, sections: &Map<String, Value>) -> Result<(), String> {
+    let section = match target.kind {
+        TargetKind::Queue => "queues",
+        TargetKind::Topic => "topics",
+        TargetKind::Function => "functions",
+    };
+    let declared = sections
+        .get(section)
+        .and_then(Value::as_object)
+        .is_some_and(|m| m.contains_key(&target.name));
+    if declared {
+        Ok(())
+    } else {
+        Err(format!(
+            "{field}: {} `{}` is not in [{section}]",
+            target.kind_name(),
+            target.name
+        ))
+    }
+}
+
+/// What the Terraform modules cannot deploy as written: a topic named like
+/// the stack's alarm topic, and HTTP(S) subscriptions to this machine.
+fn check_topics(topics: &Map<String, Value>) -> Result<(), String> {
+    if topics.contains_key(ALERTS_TOPIC) {
+        return Err(format!(
+            "[topics.{ALERTS_TOPIC}]: in AWS the stack's alarm topic is already `<prefix>-{ALERTS_TOPIC}` (terraform/modules/monitoring); rename this topic"
+        ));
+    }
+    for (name, topic) in topics {
+        let list = topic
+            .get("subscriptions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten();
+        for (i, s) in list.enumerate() {
+            let protocol = s.get("protocol").and_then(Value::as_str).unwrap_or("");
+            let endpoint = s.get("endpoint").and_then(Value::as_str).unwrap_or("");
+            if (protocol == "http" || protocol == "https") && is_loopback_url(endpoint) {
+                return Err(format!(
+                    "[topics.{name}] subscriptions[{i}]: endpoint `{endpoint}` is this machine; SNS in AWS cannot reach it, so the stack cannot deploy it (give a public URL, or keep the subscription in a local-only manifest)"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `http(s)://localhost…`, `127.x.x.x`, `[::1]` or `0.0.0.0`.
+fn is_loopback_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .unwrap_or(url);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit('@').next().unwrap_or("");
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        host_port.split(':').next().unwrap_or("")
+    }
+    .to_ascii_lowercase();
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host == "::1"
+        || host == "0.0.0.0"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Subscriptions from the serialized `subscriptions` section (absent until
-/// the manifest declares stream consumers): each gets a unique key, which
-/// names its on-failure queue and its Terraform resources.
-fn subscriptions(sections: &Map<String, Value>) -> Result<Vec<Subscription>, String> {
+/// the manifest declares event source mappings): each gets a unique key,
+/// which names its Terraform resources and its dedicated on-failure queue.
+fn subscriptions(
+    sections: &Map<String, Value>,
+    queues: &Map<String, Value>,
+    topics: &Map<String, Value>,
+) -> Result<Vec<Subscription>, String> {
     let Some(list) = sections.get("subscriptions").filter(|s| !s.is_null()) else {
         return Ok(Vec::new());
     };
@@ -355,34 +583,99 @@ fn subscriptions(sections: &Map<String, Value>) -> Result<Vec<Subscription>, Str
                 .map(str::to_owned)
                 .ok_or_else(|| format!("subscriptions[{i}] has no `{name}`"))
         };
-        let table = field("table")?;
+        let (source_kind, source) = match (field("table"), field("queue")) {
+            (Ok(table), Err(_)) => ("table", table),
+            (Err(_), Ok(queue)) => {
+                if !queues.contains_key(&queue) {
+                    return Err(format!(
+                        "subscriptions[{i}]: queue `{queue}` is not in [queues]"
+                    ));
+                }
+                ("queue", queue)
+            }
+            _ => {
+                return Err(format!(
+                    "subscriptions[{i}] names neither exactly one `table` nor `queue`"
+                ));
+            }
+        };
         let function = field("function")?;
         // dev.toml names each mapping (default `<function>-<table>`).
-        let base = field("name").unwrap_or_else(|_| format!("{function}-{table}"));
+        let base = field("name").unwrap_or_else(|_| format!("{function}-{source}"));
         let mut key = base.clone();
         let mut n = 2;
         while out.iter().any(|o| o.key == key) {
             key = format!("{base}-{n}");
             n += 1;
         }
-        // `on_failure = "dlq:<name>"` names the local dead-letter queue;
-        // in AWS it is the SQS queue `<prefix>-<name>`.
-        let queue = match s.get("on_failure").and_then(Value::as_str) {
-            Some(target) => match target.strip_prefix("dlq:") {
-                Some(name) if !name.is_empty() => name.to_owned(),
+        let on_failure = s.get("on_failure").and_then(Value::as_str);
+        let (target, dedicated) = match (source_kind, on_failure) {
+            // Lambda has no on-failure destination for SQS mappings.
+            ("queue", None) => (None, false),
+            ("queue", Some(target)) => {
+                return Err(format!(
+                    "subscriptions[{i}] (`{key}`): on_failure `{target}` is for stream mappings; a queue's failed messages return to it and its redrive_policy moves them on"
+                ));
+            }
+            (_, Some(target)) => match target.split_once(':') {
+                // `dlq:<name>`: locally a dead-letter queue of the stream
+                // poller; in AWS the mapping's own SQS queue.
+                Some(("dlq", name)) if !name.is_empty() => (
+                    Some(Target {
+                        kind: TargetKind::Queue,
+                        name: name.to_owned(),
+                    }),
+                    true,
+                ),
+                Some(("queue", name)) if queues.contains_key(name) => (
+                    Some(Target {
+                        kind: TargetKind::Queue,
+                        name: name.to_owned(),
+                    }),
+                    false,
+                ),
+                Some(("topic", name)) if topics.contains_key(name) => (
+                    Some(Target {
+                        kind: TargetKind::Topic,
+                        name: name.to_owned(),
+                    }),
+                    false,
+                ),
+                Some((kind @ ("queue" | "topic"), name)) => {
+                    return Err(format!(
+                        "subscriptions[{i}] (`{key}`): on_failure `{target}`: {kind} `{name}` is not in [{kind}s]"
+                    ));
+                }
                 _ => {
                     return Err(format!(
-                        "subscriptions[{i}]: on_failure `{target}` is not `dlq:<queue name>`"
+                        "subscriptions[{i}] (`{key}`): on_failure `{target}` is not `dlq:<name>`, `queue:<name>` or `topic:<name>`"
                     ));
                 }
             },
-            None => format!("{key}-failures"),
+            (_, None) => (
+                Some(Target {
+                    kind: TargetKind::Queue,
+                    name: format!("{key}-failures"),
+                }),
+                true,
+            ),
         };
+        if let Some(t) = target
+            .as_ref()
+            .filter(|t| dedicated && queues.contains_key(&t.name))
+        {
+            return Err(format!(
+                "subscriptions[{i}] (`{key}`): its on-failure queue `{0}` would be created for it, and [queues.{0}] declares a queue of that name too: write on_failure = \"queue:{0}\" to send to that queue, or name another with \"dlq:<name>\"",
+                t.name
+            ));
+        }
         out.push(Subscription {
             key,
-            table,
+            source_kind,
+            source,
             function,
-            queue,
+            on_failure: target,
+            dedicated,
         });
     }
     Ok(out)
@@ -392,7 +685,11 @@ fn table_arn(table: &str) -> String {
     format!("arn:${{partition}}:dynamodb:${{region}}:${{account_id}}:table/${{prefix}}-{table}")
 }
 
-/// An IAM statement id (`[A-Za-z0-9]+`) from a table name.
+fn queue_arn(queue: &str) -> String {
+    format!("arn:${{partition}}:sqs:${{region}}:${{account_id}}:${{prefix}}-{queue}")
+}
+
+/// An IAM statement id (`[A-Za-z0-9]+`) from a table or queue name.
 fn sid(name: &str) -> String {
     name.split(|c: char| !c.is_ascii_alphanumeric())
         .filter(|w| !w.is_empty())
@@ -499,5 +796,121 @@ partition_key = { name = "customer" }
             json!({"type": "ALL", "non_key_attributes": []})
         );
         assert_eq!(out["routes"][0]["path"], json!("/products/{id}"));
+    }
+
+    const EVENTS: &str = r#"
+[functions.fulfil]
+crate = "woocom-orders"
+timeout = 10
+
+[functions.notify]
+crate = "woocom-notify"
+on_success = "topic:events"
+on_failure = "function:fulfil"
+dead_letter = "queue:notify-dlq"
+
+[tables.orders]
+partition_key = { name = "pk" }
+stream = "NEW_IMAGE"
+
+[queues.work]
+visibility_timeout_seconds = 60
+
+[queues.notify-dlq]
+
+[topics.events]
+
+[[topics.events.subscriptions]]
+queue = "work"
+
+[[subscriptions]]
+queue = "work"
+function = "fulfil"
+
+[[subscriptions]]
+table = "orders"
+function = "notify"
+starting_position = "LATEST"
+on_failure = "topic:events"
+"#;
+
+    fn statement(out: &Value, function: &str, sid: &str) -> Value {
+        out["deploy"]["functions"][function]["policy"]["Statement"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["Sid"] == sid)
+            .cloned()
+            .unwrap_or(Value::Null)
+    }
+
+    #[test]
+    fn queue_mappings_and_destinations_grant_exactly_their_resources() {
+        let out = render(&manifest(EVENTS)).expect("render");
+        assert_eq!(
+            statement(&out, "fulfil", "QueueSourceWork"),
+            json!({
+                "Sid": "QueueSourceWork",
+                "Effect": "Allow",
+                "Action": QUEUE_SOURCE_ACTIONS,
+                "Resource": ["arn:${partition}:sqs:${region}:${account_id}:${prefix}-work"],
+            })
+        );
+        assert_eq!(
+            statement(&out, "notify", "PublishToTopics")["Resource"],
+            json!(["arn:${partition}:sns:${region}:${account_id}:${prefix}-events"])
+        );
+        assert_eq!(
+            statement(&out, "notify", "SendToQueues")["Resource"],
+            json!(["arn:${partition}:sqs:${region}:${account_id}:${prefix}-notify-dlq"])
+        );
+        assert_eq!(
+            statement(&out, "notify", "InvokeFunctions")["Resource"],
+            json!(["arn:${partition}:lambda:${region}:${account_id}:function:${prefix}-fulfil"])
+        );
+        assert!(statement(&out, "fulfil", "SendToQueues").is_null());
+        assert_eq!(
+            out["deploy"]["subscriptions"],
+            json!([
+                {"key": "fulfil-work", "source": {"kind": "queue", "name": "work"}, "function": "fulfil", "on_failure": null},
+                {"key": "notify-orders", "source": {"kind": "table", "name": "orders"}, "function": "notify",
+                 "on_failure": {"kind": "topic", "name": "events", "dedicated": false}},
+            ])
+        );
+        assert_eq!(
+            out["queues"]["work"]["visibility_timeout_seconds"],
+            json!(60)
+        );
+        assert_eq!(
+            out["topics"]["events"]["subscriptions"][0]["endpoint"],
+            json!("work")
+        );
+    }
+
+    #[test]
+    fn a_topic_named_like_the_alarm_topic_is_refused() {
+        let text = "[functions.f]\ncrate = \"c\"\n[topics.alerts]\n";
+        let err = render(&manifest(text)).expect_err("refused").to_string();
+        assert!(err.contains("[topics.alerts]"), "{err}");
+    }
+
+    #[test]
+    fn a_loopback_http_subscription_is_refused() {
+        let text = "[functions.f]\ncrate = \"c\"\n[topics.t]\n[[topics.t.subscriptions]]\nendpoint = \"http://127.0.0.1:9000/hook\"\n";
+        let err = render(&manifest(text)).expect_err("refused").to_string();
+        assert!(
+            err.contains("[topics.t] subscriptions[0]") && err.contains("127.0.0.1"),
+            "{err}"
+        );
+        assert!(is_loopback_url("https://localhost/x"));
+        assert!(is_loopback_url("http://[::1]:8080/"));
+        assert!(!is_loopback_url("https://hooks.example.com/127.0.0.1"));
+    }
+
+    #[test]
+    fn a_dedicated_on_failure_queue_may_not_share_a_declared_queue_name() {
+        let text = "[functions.f]\ncrate = \"c\"\n[tables.things]\npartition_key = { name = \"id\" }\nstream = \"KEYS_ONLY\"\n[queues.fails]\n[[subscriptions]]\ntable = \"things\"\nfunction = \"f\"\nstarting_position = \"LATEST\"\non_failure = \"dlq:fails\"\n";
+        let err = render(&manifest(text)).expect_err("refused").to_string();
+        assert!(err.contains("on_failure = \"queue:fails\""), "{err}");
     }
 }

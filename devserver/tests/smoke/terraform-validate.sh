@@ -5,8 +5,9 @@
 #    root: terraform/stack, terraform/bootstrap, terraform/tests/policies;
 #  - `terraform test` with a mocked AWS provider (the provider's real
 #    schema, no account): the stack planned and applied against the
-#    rendered manifest, the full fixture and one without WebSocket, CORS or
-#    streams (terraform/stack/tests/stack.tftest.hcl), once per
+#    rendered manifest, the full fixture, one without WebSocket, CORS or
+#    streams, and one with queues, topics, an SQS mapping and destinations
+#    (terraform/stack/tests/stack.tftest.hcl), once per
 #    env/*.tfvars (env.tftest.hcl), and bootstrap (bootstrap/tests);
 #  - the deploy roles', developers' and boundary policies evaluated against
 #    the ARNs each must and must not reach (terraform/tests/policies,
@@ -124,7 +125,7 @@ terraform -chdir=terraform/tests/policies apply -input=false -auto-approve -no-c
     exit 1
 }
 terraform -chdir=terraform/tests/policies output -state="$scratch/policies.tfstate" -json stacks >"$scratch/stacks.json"
-manifests=(terraform/manifest.json terraform/tests/fixtures/full-rendered.json terraform/tests/fixtures/minimal-rendered.json)
+manifests=(terraform/manifest.json terraform/tests/fixtures/full-rendered.json terraform/tests/fixtures/minimal-rendered.json terraform/tests/fixtures/events-rendered.json)
 python3 terraform/tests/check-policies.py --emit "$scratch/requests.json" "$scratch/stacks.json" "${manifests[@]}"
 
 # The evaluation must fail on a staging policy that reaches every stack's

@@ -387,10 +387,29 @@ locals {
         Resource = ["arn:${local.p}:dynamodb:${local.here}:table/${local.prefix}-*"]
       },
       {
-        Sid      = "OwnQueues"
-        Effect   = "Allow"
-        Action   = ["sqs:SendMessage", "sqs:GetQueueAttributes"]
+        # Sending (on-failure destinations, dead-letter queues) and what
+        # an SQS event source mapping does with the function's role.
+        Sid    = "OwnQueues"
+        Effect = "Allow"
+        Action = [
+          "sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage", "sqs:DeleteMessage",
+          "sqs:ChangeMessageVisibility",
+        ]
         Resource = ["arn:${local.p}:sqs:${local.here}:${local.prefix}-*"]
+      },
+      {
+        # Destinations and dead-letter topics.
+        Sid      = "OwnTopics"
+        Effect   = "Allow"
+        Action   = ["sns:Publish"]
+        Resource = ["arn:${local.p}:sns:${local.here}:${local.prefix}-*"]
+      },
+      {
+        # Function destinations of asynchronous invocations.
+        Sid      = "OwnFunctions"
+        Effect   = "Allow"
+        Action   = ["lambda:InvokeFunction"]
+        Resource = ["${local.lambda}:function:${local.prefix}-*"]
       },
       {
         # WebSocket API ids are generated; the functions' own policies

@@ -1,7 +1,9 @@
 # Lambda functions on provided.al2023: the zips `woocom-dev package` wrote,
 # one IAM role per function with the policy rendered from dev.toml (only the
-# tables, indexes, streams, queues and @connections it uses), and a log
-# group with retention.
+# tables, indexes, streams, queues it polls, destinations and @connections
+# it uses), a log group with retention, and what Lambda does with its
+# asynchronous invocations (retries, event age, destinations, dead-letter
+# queue or topic).
 
 terraform {
   required_version = ">= 1.5.0"
@@ -49,6 +51,18 @@ variable "permissions_boundary" {
   type        = string
 }
 
+variable "queue_arns" {
+  description = "Queue of [queues] (as in dev.toml) => ARN: destinations and dead-letter targets."
+  type        = map(string)
+  default     = {}
+}
+
+variable "topic_arns" {
+  description = "Topic of [topics] (as in dev.toml) => ARN: destinations and dead-letter targets."
+  type        = map(string)
+  default     = {}
+}
+
 variable "tracing" {
   description = "X-Ray tracing mode: PassThrough or Active."
   type        = string
@@ -60,6 +74,18 @@ locals {
   # Absent (e.g. while destroying a stack on a fresh checkout): the
   # precondition on each function says what to run.
   packages = try(jsondecode(file(local.packages_file)).functions, {})
+
+  # Where a function's records may go, keyed "<kind>:<name>" as dev.toml
+  # writes them: a dead-letter target is a queue or topic; a destination
+  # may also be a function (of this module, so looked up apart).
+  sink_arns = merge(
+    { for k, a in var.queue_arns : "queue:${k}" => a },
+    { for k, a in var.topic_arns : "topic:${k}" => a },
+  )
+  destination_arns = merge(
+    local.sink_arns,
+    { for k, f in aws_lambda_function.this : "function:${k}" => f.arn },
+  )
 }
 
 data "aws_iam_policy_document" "assume" {
@@ -97,7 +123,7 @@ resource "aws_cloudwatch_log_group" "function" {
 }
 
 resource "aws_lambda_function" "this" {
-  #checkov:skip=CKV_AWS_116:No function is invoked asynchronously: API Gateway invokes them synchronously and stream records are polled by event source mappings, whose failed batches go to the subscriptions' SQS on-failure destinations. A function DLQ would never receive anything.
+  #checkov:skip=CKV_AWS_116:A dead-letter queue is set where dev.toml declares one (dead_letter). Most functions are invoked synchronously (API Gateway) or by event source mappings (failed batches go to their on-failure destinations or back to the queue), where a DLQ never receives anything; asynchronously invoked ones can keep failures with on_failure destinations, which carry more than a DLQ.
   #checkov:skip=CKV_AWS_117:The functions reach only AWS APIs (DynamoDB, API Gateway's @connections); a VPC would need a NAT gateway (about 32 USD a month) or interface endpoints (about 7 USD a month each per zone) in every stack, and would protect no private resource.
   #checkov:skip=CKV_AWS_272:The zips are built by `woocom-dev package` from the commit being deployed, by the same run that deploys them, and pinned by source_code_hash; there is no separate publisher whose signature AWS Signer would check.
   #checkov:skip=CKV_AWS_173:The environment holds only table names, the @connections endpoint and settings from dev.toml (no secrets), and Lambda already encrypts it at rest with its AWS managed key.
@@ -126,6 +152,14 @@ resource "aws_lambda_function" "this" {
     mode = var.tracing
   }
 
+  # DeadLetterConfig: the discarded asynchronous event itself.
+  dynamic "dead_letter_config" {
+    for_each = each.value.event_invoke.dead_letter == null ? [] : [each.value.event_invoke.dead_letter]
+    content {
+      target_arn = local.sink_arns["${dead_letter_config.value.kind}:${dead_letter_config.value.name}"]
+    }
+  }
+
   logging_config {
     log_format = "Text"
     log_group  = aws_cloudwatch_log_group.function[each.key].name
@@ -141,15 +175,34 @@ resource "aws_lambda_function" "this" {
   depends_on = [aws_iam_role_policy.function, aws_cloudwatch_log_group.function]
 }
 
-# What Lambda does with an asynchronous invocation that fails (dev.toml's
-# maximum_retry_attempts and maximum_event_age_in_seconds), as woocom-dev
-# does locally.
+# What Lambda does with an asynchronous invocation (dev.toml's
+# maximum_retry_attempts, maximum_event_age_in_seconds, on_success and
+# on_failure), as woocom-dev does locally. The role's policy already lets
+# the function send to exactly these destinations (Lambda checks it here).
 resource "aws_lambda_function_event_invoke_config" "this" {
   for_each = var.functions
 
   function_name                = aws_lambda_function.this[each.key].function_name
   maximum_retry_attempts       = each.value.event_invoke.maximum_retry_attempts
   maximum_event_age_in_seconds = each.value.event_invoke.maximum_event_age_in_seconds
+
+  dynamic "destination_config" {
+    for_each = each.value.event_invoke.on_success == null && each.value.event_invoke.on_failure == null ? [] : [each.value.event_invoke]
+    content {
+      dynamic "on_success" {
+        for_each = destination_config.value.on_success == null ? [] : [destination_config.value.on_success]
+        content {
+          destination = local.destination_arns["${on_success.value.kind}:${on_success.value.name}"]
+        }
+      }
+      dynamic "on_failure" {
+        for_each = destination_config.value.on_failure == null ? [] : [destination_config.value.on_failure]
+        content {
+          destination = local.destination_arns["${on_failure.value.kind}:${on_failure.value.name}"]
+        }
+      }
+    }
+  }
 }
 
 output "names" {
@@ -166,6 +219,31 @@ output "invoke_arns" {
 
 output "role_names" {
   value = { for k, r in aws_iam_role.function : k => r.name }
+}
+
+output "dead_letter_arns" {
+  description = "Function => its DeadLetterConfig target's ARN (functions with one)."
+  value       = { for k, f in aws_lambda_function.this : k => f.dead_letter_config[0].target_arn if length(f.dead_letter_config) > 0 }
+}
+
+output "destinations" {
+  description = "Function => { on_success, on_failure } destination ARNs (null where none)."
+  value = {
+    for k, c in aws_lambda_function_event_invoke_config.this : k => {
+      on_success = try(c.destination_config[0].on_success[0].destination, null)
+      on_failure = try(c.destination_config[0].on_failure[0].destination, null)
+    }
+  }
+}
+
+output "event_invoke_configs" {
+  description = "Function => its asynchronous invocation config (for terraform/stack/tests)."
+  value       = aws_lambda_function_event_invoke_config.this
+}
+
+output "role_policies" {
+  description = "Function => its role's policy (JSON)."
+  value       = { for k, p in aws_iam_role_policy.function : k => p.policy }
 }
 
 output "role_boundaries" {

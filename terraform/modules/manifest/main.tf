@@ -104,8 +104,17 @@ locals {
       memory      = f.memory
       timeout     = local.deploy.functions[name].timeout
       concurrency = f.concurrency
-      # Asynchronous invocation: retries (0-2) and the oldest event still run.
-      event_invoke = try(f.event_invoke, { maximum_retry_attempts = 2, maximum_event_age_in_seconds = 21600 })
+      # Asynchronous invocation: retries (0-2), the oldest event still run,
+      # and where records go: on_success / on_failure (a queue, topic or
+      # function) and dead_letter (a queue or topic), each null or
+      # { kind, name } with the name as in dev.toml.
+      event_invoke = {
+        maximum_retry_attempts       = try(f.event_invoke.maximum_retry_attempts, 2)
+        maximum_event_age_in_seconds = try(f.event_invoke.maximum_event_age_in_seconds, 21600)
+        on_success                   = try(f.event_invoke.on_success, null)
+        on_failure                   = try(f.event_invoke.on_failure, null)
+        dead_letter                  = try(f.event_invoke.dead_letter, null)
+      }
       # dev.toml's env; values naming a declared table become the deployed
       # table's name; functions that post to @connections get the
       # management endpoint.
@@ -125,18 +134,26 @@ locals {
     }
   }
 
+  # Event source mappings: a table's stream or an SQS queue. Stream
+  # mappings send failed batches' records to on_failure: their own queue
+  # (dedicated, created by modules/subscriptions), or a queue or topic of
+  # [queues] / [topics]. SQS mappings have none (the queue's redrive
+  # policy applies), and no stream-only settings.
   subscriptions = {
     for i, s in try(local.m.subscriptions, []) : local.deploy.subscriptions[i].key => {
-      table                              = s.table
+      source_kind                        = local.deploy.subscriptions[i].source.kind
+      source                             = local.deploy.subscriptions[i].source.name
       function                           = s.function
-      queue                              = "${var.prefix}-${local.deploy.subscriptions[i].queue}"
+      on_failure                         = local.deploy.subscriptions[i].on_failure
+      dedicated_queue                    = try(local.deploy.subscriptions[i].on_failure.dedicated, false) ? "${var.prefix}-${local.deploy.subscriptions[i].on_failure.name}" : null
       batch_size                         = try(s.batch_size, null)
       maximum_batching_window_in_seconds = try(s.maximum_batching_window_in_seconds, null)
-      starting_position                  = coalesce(try(s.starting_position, null), "LATEST")
-      maximum_retry_attempts             = try(s.maximum_retry_attempts, null)
-      maximum_record_age_in_seconds      = try(s.maximum_record_age_in_seconds, null)
-      bisect_batch_on_function_error     = coalesce(try(s.bisect_batch_on_function_error, null), false)
+      starting_position                  = local.deploy.subscriptions[i].source.kind == "queue" ? null : coalesce(try(s.starting_position, null), "LATEST")
+      maximum_retry_attempts             = local.deploy.subscriptions[i].source.kind == "queue" ? null : try(s.maximum_retry_attempts, null)
+      maximum_record_age_in_seconds      = local.deploy.subscriptions[i].source.kind == "queue" ? null : try(s.maximum_record_age_in_seconds, null)
+      bisect_batch_on_function_error     = local.deploy.subscriptions[i].source.kind == "queue" ? null : coalesce(try(s.bisect_batch_on_function_error, null), false)
       report_batch_item_failures         = coalesce(try(s.report_batch_item_failures, null), false)
+      maximum_concurrency                = try(s.maximum_concurrency, null)
       # Lambda wants each filter as a JSON pattern string.
       # (A filter is a pattern string, a pattern object, or {pattern = ...}.)
       filters = try(s.filters, null) == null ? [] : [
@@ -144,6 +161,75 @@ locals {
       ]
     }
   }
+
+  # ---- Queues and topics (modules/messaging) ---------------------------
+  topics_declared = try(local.m.topics, {})
+
+  # Who sends to a queue as SNS: topics subscribing it, or naming it as a
+  # subscription's dead-letter queue. Its queue policy lets exactly those.
+  queue_publishers = {
+    for name, _ in try(local.m.queues, {}) : name => sort(distinct(flatten([
+      for t, topic in local.topics_declared : [
+        for s in topic.subscriptions : t
+        if(s.protocol == "sqs" && s.endpoint == name) || try(s.dead_letter_queue, null) == name
+      ]
+    ])))
+  }
+
+  queues = {
+    for name, q in try(local.m.queues, {}) : name => {
+      name                        = "${var.prefix}-${name}"
+      fifo_queue                  = q.fifo_queue
+      content_based_deduplication = q.content_based_deduplication
+      visibility_timeout_seconds  = q.visibility_timeout_seconds
+      message_retention_seconds   = q.message_retention_seconds
+      delay_seconds               = q.delay_seconds
+      max_message_size            = q.max_message_size
+      receive_wait_time_seconds   = q.receive_wait_time_seconds
+      # { dead_letter_queue (as in dev.toml), max_receive_count } or null.
+      redrive_policy = try(q.redrive_policy, null)
+      # allowAll | denyAll | byQueue (with source_queues, as in dev.toml).
+      redrive_allow_policy = try(q.redrive_allow_policy, null)
+      source_queues        = try(q.source_queues, [])
+      topic_publishers     = local.queue_publishers[name]
+    }
+  }
+
+  # Queues of [queues] that receive failures: redrive targets, topic
+  # subscriptions' dead-letter queues, functions' dead_letter and
+  # on_failure queues, stream mappings' on_failure queues. A message there
+  # is work that failed for good (modules/monitoring alarms on depth).
+  dead_letter_queues = sort(distinct(concat(
+    [for q in values(try(local.m.queues, {})) : q.redrive_policy.dead_letter_queue if try(q.redrive_policy, null) != null],
+    flatten([for t in values(local.topics_declared) : [for s in t.subscriptions : s.dead_letter_queue if try(s.dead_letter_queue, null) != null]]),
+    [for f in values(local.functions) : f.event_invoke.dead_letter.name if try(f.event_invoke.dead_letter.kind, "") == "queue"],
+    [for f in values(local.functions) : f.event_invoke.on_failure.name if try(f.event_invoke.on_failure.kind, "") == "queue"],
+    [for s in values(local.subscriptions) : s.on_failure.name if try(s.on_failure.kind, "") == "queue" && !try(s.on_failure.dedicated, true)],
+  )))
+
+  topics = {
+    for name, t in local.topics_declared : name => {
+      name                        = "${var.prefix}-${name}"
+      fifo_topic                  = t.fifo_topic
+      content_based_deduplication = t.content_based_deduplication
+    }
+  }
+
+  # One per topic and endpoint (SNS keeps one subscription per protocol and
+  # endpoint on a topic), so reordering dev.toml replaces nothing.
+  topic_subscriptions = merge([
+    for t, topic in local.topics_declared : {
+      for s in topic.subscriptions : "${t}/${s.protocol}/${s.endpoint}" => {
+        topic                = t
+        protocol             = s.protocol
+        endpoint             = s.endpoint
+        raw_message_delivery = s.raw_message_delivery
+        filter_policy        = try(s.filter_policy, null) == null ? null : try(tostring(s.filter_policy), jsonencode(s.filter_policy))
+        filter_policy_scope  = try(s.filter_policy, null) == null ? null : s.filter_policy_scope
+        dead_letter_queue    = try(s.dead_letter_queue, null)
+      }
+    }
+  ]...)
 
   # ---- REST API: one OpenAPI document, so each route is declared once --
   routes = try(local.m.routes, [])
@@ -260,6 +346,25 @@ output "functions" {
 
 output "subscriptions" {
   value = local.subscriptions
+}
+
+output "queues" {
+  description = "[queues] as modules/messaging creates them."
+  value       = local.queues
+}
+
+output "topics" {
+  value = local.topics
+}
+
+output "dead_letter_queues" {
+  description = "Deployed name => deployed name of every queue of [queues] that receives failures (for depth alarms)."
+  value       = { for q in local.dead_letter_queues : local.queues[q].name => local.queues[q].name }
+}
+
+output "topic_subscriptions" {
+  description = "Each topic subscription, keyed <topic>/<protocol>/<endpoint>; endpoints of sqs and lambda ones are names as in dev.toml."
+  value       = local.topic_subscriptions
 }
 
 output "websocket" {

@@ -73,7 +73,7 @@ variable "iterator_age_ms" {
 }
 
 variable "queue_names" {
-  description = "On-failure queue names (a map, for for_each)."
+  description = "Names of the queues that receive failures: on-failure and dead-letter queues (a map, for for_each)."
   type        = map(string)
   default     = {}
 }
@@ -155,7 +155,7 @@ locals {
     {
       for k, q in var.queue_names : "depth-${k}" => merge(local.minute, {
         name        = "${q}-depth"
-        description = "Stream records that failed for good are waiting in ${q}."
+        description = "Records or messages that failed for good are waiting in ${q}."
         namespace   = "AWS/SQS"
         metric      = "ApproximateNumberOfMessagesVisible"
         dimensions  = { QueueName = q }

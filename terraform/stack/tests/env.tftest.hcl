@@ -1,6 +1,6 @@
 # Each environment's tfvars applied to the stack root against a mocked AWS
-# provider, with the rendered manifest and with one without WebSocket, CORS
-# or streams. Run once per env/*.tfvars by
+# provider, with the rendered manifest, with one without WebSocket, CORS
+# or streams, and with queues, topics and destinations. Run once per env/*.tfvars by
 # devserver/tests/smoke/terraform-validate.sh:
 #   terraform -chdir=terraform/stack test -filter=tests/env.tftest.hcl \
 #     -var-file=env/<environment>.tfvars -var stack=<stack>
@@ -34,5 +34,20 @@ run "environment_without_websocket_cors_or_streams" {
   assert {
     condition     = output.websocket_url == "" && length(module.subscriptions.mapping_ids) == 0
     error_message = "No WebSocket API or event source mapping without them."
+  }
+}
+
+run "environment_with_queues_and_topics" {
+  variables {
+    manifest_file = "../tests/fixtures/events-rendered.json"
+  }
+
+  assert {
+    condition = (
+      alltrue([for q in values(module.messaging.queue_names) : startswith(q, "woocom-${var.stack}-")])
+      && alltrue([for t in values(module.messaging.topics) : startswith(t.name, "woocom-${var.stack}-")])
+      && length(module.subscriptions.mapping_ids) == 3
+    )
+    error_message = "Queues and topics are named woocom-${var.stack}-…, and every mapping is created."
   }
 }

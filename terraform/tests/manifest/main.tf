@@ -1,8 +1,8 @@
 # Evaluates modules/manifest (no provider, so it runs offline) on a rendered
 # manifest with fixed account facts, and outputs what the AWS modules would
 # receive. devserver/tests/smoke/terraform-hcl.sh applies it to
-# terraform/manifest.json and to tests/fixtures/full-rendered.json and
-# checks the result with tests/check-manifest-module.py.
+# terraform/manifest.json, tests/fixtures/full-rendered.json and
+# tests/fixtures/events-rendered.json and checks the result with tests/check-manifest-module.py.
 
 terraform {
   required_version = ">= 1.5.0"
@@ -46,6 +46,22 @@ output "functions" {
 
 output "subscriptions" {
   value = module.manifest.subscriptions
+}
+
+output "queues" {
+  value = module.manifest.queues
+}
+
+output "topics" {
+  value = module.manifest.topics
+}
+
+output "topic_subscriptions" {
+  value = module.manifest.topic_subscriptions
+}
+
+output "dead_letter_queues" {
+  value = module.manifest.dead_letter_queues
 }
 
 output "websocket" {

@@ -46,6 +46,10 @@ mock_resource "aws_sns_topic" {
   defaults = { arn = "arn:aws:sns:eu-west-1:123456789012:mock" }
 }
 
+mock_resource "aws_sns_topic_subscription" {
+  defaults = { arn = "arn:aws:sns:eu-west-1:123456789012:mock:0b9a6e4c-0000-4000-8000-000000000001" }
+}
+
 mock_resource "aws_dynamodb_table" {
   defaults = {
     arn        = "arn:aws:dynamodb:eu-west-1:123456789012:table/mock"
