@@ -6,6 +6,8 @@
 // failure, with the reason in the panic message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::time::{Duration, Instant};
+
 use reqwest::Method;
 use serde_json::{Value, json};
 use woocom_dev::{Stack, StackOptions};
@@ -140,6 +142,27 @@ impl Shop {
             Some(json!({ "status": status })),
         )
         .await
+    }
+
+    /// Reads order `id` until its status is `status`, for at most
+    /// `within`; the order as last read. The status moves on
+    /// asynchronously (fulfilment takes a placed order on through the
+    /// `order-events` topic and the `fulfilment` queue).
+    pub async fn wait_for_status(&self, id: &str, status: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let (code, order) = self.send(Method::GET, &format!("/orders/{id}"), None).await;
+            assert_eq!(code, 200, "GET /orders/{id}: {order}");
+            if order["status"] == status {
+                return order;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "order {id} is still {} after {within:?}, not {status}",
+                order["status"]
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Every order of a listing, following `next` with pages of `limit`.
