@@ -1,7 +1,9 @@
 //! The devserver's AWS endpoint: one URL that the AWS SDKs take as
 //! `endpoint_url` for every emulated service. Requests are told apart the
 //! way AWS's own endpoints are: Lambda by its REST paths
-//! (`/2015-03-31/...`); JSON-protocol services by `X-Amz-Target`.
+//! (`/2015-03-31/...`); JSON-protocol services by `X-Amz-Target`; SNS,
+//! which speaks the query protocol, by the `Action` of its form body (or
+//! query string, as in a subscription's `SubscribeURL`).
 
 use std::sync::Arc;
 
@@ -13,6 +15,7 @@ use axum::routing::get;
 
 use crate::dynamodb::{self, DynamoDb};
 use crate::lambda::{LambdaHost, invoke_api};
+use crate::sns::{self, Sns};
 use crate::sqs::{self, Sqs};
 
 /// Path of the health endpoint (not an AWS path, so it cannot collide).
@@ -24,6 +27,7 @@ pub struct AwsEndpoint {
     pub urls: Arc<crate::urls::StackUrls>,
     pub dynamodb: Arc<DynamoDb>,
     pub sqs: Arc<Sqs>,
+    pub sns: Arc<Sns>,
 }
 
 pub fn router(endpoint: AwsEndpoint) -> Router {
@@ -33,7 +37,7 @@ pub fn router(endpoint: AwsEndpoint) -> Router {
     // DynamoDB and Streams answer `POST /` by `X-Amz-Target`; anything else
     // there falls through to `unknown`.
     let dynamo = Router::new()
-        .route("/", axum::routing::post(json_protocol))
+        .route("/", axum::routing::post(json_protocol).get(query_string))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(endpoint.clone());
     invoke_api::router(endpoint.lambda.clone())
@@ -63,7 +67,50 @@ async fn json_protocol(
         };
         return sqs::api::serve(endpoint.sqs.clone(), &operation, &body).await;
     }
+    let form = request
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+    if form {
+        // SNS's largest request is a batch of ten messages of 256 KiB in
+        // all, form-encoded (up to three bytes per byte).
+        let Ok(body) = axum::body::to_bytes(request.into_body(), 4 * 1024 * 1024).await else {
+            return sns::SnsError::invalid_parameter("Message too long").into_response();
+        };
+        let action = form_urlencoded::parse(&body)
+            .find(|(k, _)| k == "Action")
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default();
+        if sns::api::is_sns_action(&action) {
+            return sns::api::serve(&endpoint.sns, &body);
+        }
+        let message = if action.is_empty() {
+            "a form-encoded request without an Action".to_owned()
+        } else {
+            format!("no emulated service handles the query-protocol action {action}")
+        };
+        return (
+            StatusCode::BAD_REQUEST,
+            [("content-type", "text/xml")],
+            format!(
+                "<ErrorResponse><Error><Type>Sender</Type><Code>InvalidAction</Code><Message>{}</Message></Error></ErrorResponse>",
+                sns::xml::escape(&message)
+            ),
+        )
+            .into_response();
+    }
     unknown(request).await
+}
+
+/// `GET /?Action=...`: the links SNS puts in its messages
+/// (`SubscribeURL`, `UnsubscribeURL`).
+async fn query_string(
+    State(endpoint): State<AwsEndpoint>,
+    request: axum::extract::Request,
+) -> Response {
+    let query = request.uri().query().unwrap_or_default().to_owned();
+    sns::api::serve(&endpoint.sns, query.as_bytes())
 }
 
 async fn health(State(endpoint): State<AwsEndpoint>) -> Response {

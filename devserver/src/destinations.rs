@@ -8,11 +8,13 @@ use std::sync::{Arc, Weak};
 
 use crate::lambda::{DestinationSink, InvokeRequest, LambdaHost};
 use crate::manifest::Destination;
+use crate::sns::Sns;
 use crate::sqs::message::AttributeValue;
 use crate::sqs::{SendRequest, Sqs};
 
 pub struct StackDestinations {
     pub sqs: Arc<Sqs>,
+    pub sns: Arc<Sns>,
     pub lambda: Weak<LambdaHost>,
 }
 
@@ -41,9 +43,11 @@ impl DestinationSink for StackDestinations {
                     .map(|_| ())
                     .map_err(|e| e.message)
             }
-            Destination::Topic(topic) => Err(format!(
-                "topic `{topic}`: SNS is not served yet (next commit)"
-            )),
+            Destination::Topic(topic) => self
+                .sns
+                .publish_internal(topic, body, attributes)
+                .map(|_| ())
+                .map_err(|e| e.message),
             Destination::Function(function) => {
                 let Some(lambda) = self.lambda.upgrade() else {
                     return Err("the stack is stopping".to_owned());

@@ -20,6 +20,7 @@ pub mod manifest;
 pub mod reload;
 pub mod seed;
 pub mod services;
+pub mod sns;
 pub mod sqs;
 pub mod stack;
 pub mod urls;

@@ -26,6 +26,7 @@ use crate::gateway::rest::RestApi;
 use crate::gateway::websocket::WebSocketGateway;
 use crate::lambda::{FunctionSpec, LambdaHost};
 use crate::manifest::Manifest;
+use crate::sns::{Sns, SnsError};
 use crate::sqs::Sqs;
 use crate::sqs::error::SqsError;
 
@@ -37,6 +38,7 @@ pub struct Services {
     pub websocket: Arc<WebSocketGateway>,
     pub dynamodb: Arc<DynamoDb>,
     pub sqs: Arc<Sqs>,
+    pub sns: Arc<Sns>,
     pub mappings: Arc<EventSourceMappings>,
 }
 
@@ -64,6 +66,8 @@ pub enum ApplyError {
     Tables(Box<ReconcileError>),
     #[error("{}: [queues] {}", .0, .1.message)]
     Queues(String, SqsError),
+    #[error("{}: [topics] {}", .0, .1.message)]
+    Topics(String, SnsError),
 }
 
 impl From<ReconcileError> for ApplyError {
@@ -118,6 +122,14 @@ pub async fn apply(
         .reconcile(&running.queues)
         .map_err(|e| ApplyError::Queues(new.path.display().to_string(), e))?;
     changes.extend(queue_changes);
+
+    // Topics after the queues their subscriptions name.
+    let lambda = services.lambda.clone();
+    let topic_changes = services
+        .sns
+        .reconcile(&running.topics, &|f| lambda.function_arn(f))
+        .map_err(|e| ApplyError::Topics(new.path.display().to_string(), e))?;
+    changes.extend(topic_changes);
 
     let to_build = apply_functions(&services.lambda, old, &running, &mut changes);
 

@@ -32,6 +32,7 @@ use crate::lambda::{FunctionSpec, HostSettings, Invoker, LambdaHost};
 use crate::manifest::{LoadError, Manifest, Ports};
 use crate::reload::{ReloadError, ReloadEvent, Reloader};
 use crate::services::{self, ApplyError, Services};
+use crate::sns::Sns;
 use crate::sqs::Sqs;
 pub use crate::urls::StackUrls;
 
@@ -72,6 +73,8 @@ pub enum StackError {
         )
     )]
     Reload(#[from] ReloadError),
+    #[error("cannot open the stack's topics: {0}")]
+    Sns(String),
     #[error("cannot open the stack's queues: {0}")]
     #[diagnostic(
         code(woocom::queues),
@@ -276,6 +279,7 @@ impl Stack {
             "AWS_ENDPOINT_URL_DYNAMODB_STREAMS",
             "AWS_ENDPOINT_URL_LAMBDA",
             "AWS_ENDPOINT_URL_SQS",
+            "AWS_ENDPOINT_URL_SNS",
         ]
         .iter()
         .map(|k| ((*k).to_owned(), urls.aws.clone()))
@@ -302,9 +306,19 @@ impl Stack {
             },
             Vec::new(),
         );
+        let sns = Sns::open(
+            &options.data,
+            &manifest.stack.region,
+            &manifest.stack.account_id,
+            sqs.clone(),
+            Arc::downgrade(&lambda),
+        )
+        .map_err(StackError::Sns)?;
+        sns.set_endpoint(&urls.aws);
         let destinations: Arc<dyn crate::lambda::DestinationSink> =
             Arc::new(crate::destinations::StackDestinations {
                 sqs: sqs.clone(),
+                sns: sns.clone(),
                 lambda: Arc::downgrade(&lambda),
             });
         lambda.set_destinations(destinations.clone());
@@ -342,6 +356,7 @@ impl Stack {
             websocket: websocket_api.clone(),
             dynamodb: dynamodb.clone(),
             sqs: sqs.clone(),
+            sns: sns.clone(),
             mappings: mappings.clone(),
         };
 
@@ -418,9 +433,11 @@ impl Stack {
                     urls: urls.clone(),
                     dynamodb: dynamodb.clone(),
                     sqs: sqs.clone(),
+                    sns: sns.clone(),
                 })
                 .merge(crate::event_source_mapping::http::router(mappings.clone()))
-                .merge(crate::sqs::control::router(sqs.clone())),
+                .merge(crate::sqs::control::router(sqs.clone()))
+                .merge(crate::sns::control::router(sns.clone())),
             ),
         ];
         if let (Some(listener), Some((_, dist))) = (frontend_listener, frontend_dirs) {

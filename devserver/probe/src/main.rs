@@ -30,7 +30,8 @@
 //!
 //! SQS events (`eventSource == "aws:sqs"`) are appended to `PROBE_SQS_LOG`;
 //! a message whose body is `fail` fails the batch, `partial` is reported
-//! in `batchItemFailures`.
+//! in `batchItemFailures`. SNS events (`EventSource == "aws:sns"`) are
+//! appended to `PROBE_SNS_LOG`; the message `fail` fails the invocation.
 
 use std::time::Duration;
 
@@ -80,6 +81,9 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
     }
     if payload["Records"][0]["eventSource"] == "aws:sqs" {
         return sqs_batch(&payload, &context.request_id);
+    }
+    if payload["Records"][0]["EventSource"] == "aws:sns" {
+        return sns_notification(&payload, &context.request_id);
     }
     let (mode, args) = options(&payload);
     if mode == "ok" {
@@ -319,6 +323,21 @@ fn sqs_batch(raw: &Value, request_id: &str) -> Result<Value, Error> {
         }
     }
     Ok(json!({ "batchItemFailures": failures }))
+}
+
+/// An SNS notification: logged to `PROBE_SNS_LOG` as one JSON line; a
+/// message `fail` fails the invocation.
+fn sns_notification(raw: &Value, request_id: &str) -> Result<Value, Error> {
+    // Deserializing proves the event fits the crate functions use.
+    let event: aws_lambda_events::event::sns::SnsEvent = serde_json::from_value(raw.clone())?;
+    if let Ok(path) = std::env::var("PROBE_SNS_LOG") {
+        let line = json!({ "request_id": request_id, "records": raw["Records"] });
+        append_line(&path, &line)?;
+    }
+    if event.records.iter().any(|r| r.sns.message == "fail") {
+        return Err("probe failed on purpose".into());
+    }
+    Ok(json!({ "ok": true }))
 }
 
 /// Appends `line` and a newline to the file at `path`.

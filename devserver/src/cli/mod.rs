@@ -14,6 +14,7 @@ mod scan;
 mod seed;
 mod streams;
 mod tables;
+mod topics;
 mod up;
 
 use std::path::PathBuf;
@@ -70,6 +71,8 @@ enum Command {
     Streams(streams::StreamsArgs),
     /// SQS queues: depth and in-flight counts, peek, purge, redrive a DLQ.
     Queues(queues::QueuesArgs),
+    /// SNS topics and their subscriptions.
+    Topics(topics::TopicsArgs),
     /// Render dev.toml to terraform/manifest.json (--check: fail when stale).
     Render(render::RenderArgs),
     /// Build every function for Lambda (arm64, x86_64) into zips.
@@ -104,6 +107,7 @@ pub fn main() -> ExitCode {
             Command::Faults(args) => faults::run(&cli.manifest, args).await,
             Command::Streams(args) => streams::run(&cli.manifest, args).await,
             Command::Queues(args) => queues::run(&cli.manifest, args).await,
+            Command::Topics(args) => topics::run(&cli.manifest, args).await,
             Command::Render(args) => render::run(&cli.manifest, args).await,
             Command::Package(args) => package::run(&cli.manifest, args).await,
             Command::Deploy(args) => deploy::run(&cli.manifest, args).await,

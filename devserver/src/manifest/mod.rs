@@ -22,7 +22,7 @@ pub use queues::Queue;
 pub use route_path::{RoutePath, Segment};
 pub use subscriptions::{StreamsSettings, Subscription};
 pub use tables::Table;
-pub use topics::{Endpoint, Topic, TopicSubscription};
+pub use topics::{Endpoint, FilterPolicyScope, Topic, TopicSubscription};
 pub use websocket::{WebSocketApi, WebSocketRoute};
 
 /// A problem in `dev.toml`, located in the file.
