@@ -283,7 +283,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_message_without_a_body_fails_alone() {
-        let orders = OrderRepo::status_only(woocom_testkit::unreachable_dynamodb(), "orders".into());
+        let orders =
+            OrderRepo::status_only(woocom_testkit::unreachable_dynamodb(), "orders".into());
         let mut message = SqsMessage::default();
         message.message_id = Some("m-1".to_owned());
         let mut event = SqsEvent::default();
@@ -299,7 +300,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_message_without_an_id_fails_the_batch() {
-        let orders = OrderRepo::status_only(woocom_testkit::unreachable_dynamodb(), "orders".into());
+        let orders =
+            OrderRepo::status_only(woocom_testkit::unreachable_dynamodb(), "orders".into());
         let mut message = SqsMessage::default();
         message.body = Some("not json".to_owned());
         let mut event = SqsEvent::default();

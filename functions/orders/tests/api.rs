@@ -56,9 +56,7 @@ async fn checkout_places_an_order_once_and_lists_it() {
         (3, 3)
     );
     // Fulfilment takes it on; from here on every read says CONFIRMED.
-    let order = shop
-        .wait_for_status(&order_id, "CONFIRMED", HAND_OFF)
-        .await;
+    let order = shop.wait_for_status(&order_id, "CONFIRMED", HAND_OFF).await;
 
     let (status, closed) = shop
         .send(Method::GET, &format!("/baskets/{basket}"), None)
