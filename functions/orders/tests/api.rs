@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use woocom_testkit::{Shop, shop_stack as stack};
+use woocom_dev::Stack;
+use woocom_testkit::{Shop, shop_options, shop_stack as stack};
 
 /// How long fulfilment may take to confirm a placed order here.
 const HAND_OFF: Duration = Duration::from_secs(20);
@@ -338,5 +339,35 @@ async fn bad_checkouts_and_unknown_orders() {
     let (status, body) = shop.send(Method::GET, "/orders?basketId=nope", None).await;
     assert_eq!(status, 400);
     assert!(body["error"]["fields"]["basketId"].is_string());
+    stack.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_checkout_whose_hand_off_fails_still_places_the_order() {
+    // The orders function publishes to a topic that does not exist: SNS
+    // answers NotFound to every OrderPlaced.
+    let mut options = shop_options();
+    options
+        .manifest
+        .functions
+        .get_mut("orders")
+        .expect("orders")
+        .env
+        .insert(
+            "ORDER_EVENTS_TOPIC_ARN".to_owned(),
+            "arn:aws:sns:us-east-1:000000000000:no-such-topic".to_owned(),
+        );
+    let stack = Stack::start(options).await.expect("stack starts");
+    let shop = Shop::new(&stack);
+    shop.product("jug", "Jug", 2200, 3).await;
+    let basket = shop.basket(&[("jug", 1)]).await;
+
+    let (status, order) = shop.checkout(&basket, "ida", "lost-hand-off").await;
+    assert_eq!(status, 201, "the customer gets the order: {order}");
+    assert_eq!(order["status"], "PLACED");
+    assert_eq!(shop.stock("jug").await, 2);
+    // A retry publishes again (and fails again); the order is unchanged.
+    let (status, again) = shop.checkout(&basket, "ida", "lost-hand-off").await;
+    assert_eq!((status, &again), (200, &order));
     stack.shutdown().await;
 }

@@ -15,12 +15,17 @@ use woocom_dev::{Stack, StackOptions};
 /// The shop as `woocom-dev up` runs it, minus the frontend and seed data,
 /// on free ports with tables in memory.
 pub async fn shop_stack() -> Stack {
+    Stack::start(shop_options()).await.expect("stack starts")
+}
+
+/// What [`shop_stack`] starts, for a test that changes a setting first
+/// (a function's environment, say).
+pub fn shop_options() -> StackOptions {
     let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dev.toml");
-    let options = StackOptions::from_manifest_file(&manifest)
+    StackOptions::from_manifest_file(&manifest)
         .expect("dev.toml is valid")
         .free_ports()
-        .quiet_build();
-    Stack::start(options).await.expect("stack starts")
+        .quiet_build()
 }
 
 /// An HTTP client that never goes through a proxy (everything is loopback).
