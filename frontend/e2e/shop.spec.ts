@@ -1,12 +1,14 @@
 import { expect, test } from '@playwright/test';
-import { call, card, frontend, liveOn, putProduct, runId } from './stack';
+import { call, card, frontend, liveOn, orderStatuses, putProduct, recordOrderStatuses, runId } from './stack';
 
 const mug = { id: `e2e-mug-${runId}`, name: `Enamel mug ${runId}`, price: 1250, stock: 10, description: 'Blue enamel, 350 ml' };
 const pot = { id: `e2e-pot-${runId}`, name: `Teapot ${runId}`, price: 3400, stock: 2, description: 'Cast iron, 1 l' };
+const bowl = { id: `e2e-bowl-${runId}`, name: `Rice bowl ${runId}`, price: 900, stock: 5, description: 'Stoneware, 12 cm' };
 
 test.beforeAll(async () => {
   await putProduct(mug.id, mug);
   await putProduct(pot.id, pot);
+  await putProduct(bowl.id, bowl);
 });
 
 test('browse, add to basket, change quantity, check out, and follow the order and stock live', async ({
@@ -48,9 +50,10 @@ test('browse, add to basket, change quantity, check out, and follow the order an
   await expect(page).toHaveURL(/\/orders\/[^/]+$/);
   const orderId = decodeURIComponent(new URL(page.url()).pathname.split('/').pop() ?? '');
   await expect(page.getByRole('heading', { level: 1, name: `Order ${orderId}` })).toBeVisible();
-  await expect(page.getByTestId('order-status')).toHaveAttribute('data-status', 'PLACED');
   await expect(page.getByText(`2 × ${mug.name}`)).toBeVisible();
   await liveOn(page);
+  // Fulfilment takes it on (the next test follows that closely); only a confirmed order is paid.
+  await expect(page.getByTestId('order-status')).toHaveAttribute('data-status', 'CONFIRMED');
 
   // The checkout took two from stock: the watcher sees it without reloading.
   await expect(card(watcher, mug.name).getByTestId('stock')).toHaveText(/8 in stock/);
@@ -74,6 +77,35 @@ test('browse, add to basket, change quantity, check out, and follow the order an
   await expect(page.getByRole('link', { name: /^Basket/ })).toBeVisible();
 
   await watcherContext.close();
+});
+
+test('a placed order shows as placed, then as confirmed once fulfilment takes it on, without a reload', async ({ page }) => {
+  await recordOrderStatuses(page);
+  await page.goto(`${frontend()}/products/${bowl.id}`);
+  await page.getByLabel('Quantity', { exact: true }).fill('2');
+  await page.getByRole('button', { name: 'Add to basket' }).click();
+  await expect(page.getByText(`Added 2 × ${bowl.name} to your basket.`)).toBeVisible();
+  await page.getByRole('link', { name: 'View basket' }).click();
+  await page.getByRole('link', { name: 'Check out' }).click();
+  await page.getByLabel('Email or customer reference').fill(`cy-${runId}@example.com`);
+  await page.getByRole('button', { name: 'Place order' }).click();
+  await expect(page).toHaveURL(/\/orders\/[^/]+$/);
+  const orderId = decodeURIComponent(new URL(page.url()).pathname.split('/').pop() ?? '');
+
+  // The orders function published OrderPlaced to the order-events topic; the
+  // fulfilment queue's consumer confirms the order, and the change is pushed.
+  const status = page.getByTestId('order-status');
+  await expect(status).toHaveAttribute('data-status', 'CONFIRMED');
+  await expect(status).toHaveText('Confirmed');
+  await expect(page.getByTestId('status-hint')).toHaveText('Your order is confirmed: we are getting it ready.');
+  const progress = page.getByRole('list', { name: 'Order progress' });
+  await expect(progress.getByRole('listitem').filter({ hasText: 'Confirmed' })).toHaveAttribute('aria-current', 'step');
+  await expect(progress.getByRole('listitem').filter({ hasText: 'Placed' })).toHaveClass('done');
+
+  // The page showed it placed first, then confirmed, in the one page load.
+  expect(await orderStatuses(page)).toEqual({ statuses: ['PLACED', 'CONFIRMED'], loads: 1 });
+  const stored = await call<{ status: string }>('GET', `/orders/${orderId}`);
+  expect(stored.json.status).toBe('CONFIRMED');
 });
 
 test('checkout names the product that sold out meanwhile', async ({ page }) => {
@@ -103,7 +135,7 @@ test('checkout names the product that sold out meanwhile', async ({ page }) => {
   await page.getByLabel('Email or customer reference').fill(`bob-${runId}@example.com`);
   await page.getByRole('button', { name: 'Place order' }).click();
   await expect(page).toHaveURL(/\/orders\/[^/]+$/);
-  await expect(page.getByTestId('order-status')).toHaveAttribute('data-status', 'PLACED');
+  await expect(page.getByTestId('order-status')).toHaveAttribute('data-status', 'CONFIRMED');
 });
 
 test('the shop works on a phone-sized screen', async ({ browser }) => {
@@ -126,7 +158,7 @@ test('the shop works on a phone-sized screen', async ({ browser }) => {
   const orderId = orders.json.items[0]?.id;
   expect(orderId).toBeTruthy();
   await page.goto(`${frontend()}/orders/${encodeURIComponent(orderId ?? '')}`);
-  await expect(page.getByTestId('order-status')).toHaveAttribute('data-status', 'PLACED');
+  await expect(page.getByTestId('order-status')).toHaveAttribute('data-status', 'CONFIRMED');
   expect(await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
   await context.close();
 });

@@ -55,3 +55,41 @@ export async function liveOn(page: Page): Promise<void> {
 export function card(page: Page, name: string) {
   return page.getByRole('article', { name });
 }
+
+declare global {
+  interface Window {
+    /** Each order status the page showed, in order (see recordOrderStatuses). */
+    __orderStatuses?: string[];
+  }
+}
+
+/**
+ * From the page's next load on, records every order status it shows (the
+ * `data-status` of `order-status`) in `window.__orderStatuses`, and counts
+ * document loads in session storage (`e2e.loads`): a status that changes
+ * with one load changed without a reload.
+ */
+export async function recordOrderStatuses(page: Page): Promise<void> {
+  await page.addInitScript(() => {
+    sessionStorage.setItem('e2e.loads', String(Number(sessionStorage.getItem('e2e.loads') ?? '0') + 1));
+    const seen: string[] = [];
+    window.__orderStatuses = seen;
+    const look = () => {
+      const status = document.querySelector('[data-testid="order-status"]')?.getAttribute('data-status');
+      if (status && seen[seen.length - 1] !== status) seen.push(status);
+    };
+    new MutationObserver(look).observe(document, {
+      subtree: true,
+      childList: true,
+      attributes: true,
+      attributeFilter: ['data-status'],
+    });
+  });
+}
+
+export async function orderStatuses(page: Page): Promise<{ statuses: string[]; loads: number }> {
+  return page.evaluate(() => ({
+    statuses: window.__orderStatuses ?? [],
+    loads: Number(sessionStorage.getItem('e2e.loads') ?? '0'),
+  }));
+}

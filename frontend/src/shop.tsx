@@ -74,8 +74,9 @@ export function toApiError(err: unknown): ApiError {
  * Loads `load()` when `key` changes, with a `reload` for retry buttons and a
  * `setData` for applying live pushes and mutation results.
  */
-export function useResource<T>(key: string, load: (signal: AbortSignal) => Promise<T>) {
-  const [resource, setResource] = useState<Resource<T>>({ status: 'loading', data: undefined, error: null });
+export function useResource<T>(key: string, load: (signal: AbortSignal) => Promise<T>, initial?: T) {
+  // `initial` (e.g. what the previous page already has) shows at once while the first read runs.
+  const [resource, setResource] = useState<Resource<T>>({ status: 'loading', data: initial, error: null });
   const [generation, setGeneration] = useState(0);
   const loader = useRef(load);
   loader.current = load;

@@ -77,6 +77,23 @@ describe('checkout', () => {
     expect(localStorage.getItem(BASKET_KEY)).toBeNull();
   });
 
+  it('shows the placed order at once, then follows it as fulfilment confirms it', async () => {
+    // The order page's first read is slow: fulfilment has confirmed the order by the time it answers.
+    let answer: (() => void) | null = null;
+    const api = checkoutApi(() => ({ status: 201, body: order })).on('GET /orders/{id}', async () => {
+      await new Promise<void>((resolve) => (answer = resolve));
+      return { status: 200, body: { ...order, status: 'CONFIRMED', updatedAt: '2026-11-23T12:00:01Z' } };
+    });
+    renderApp('/checkout', api);
+    await fillAndSubmit();
+    expect(await screen.findByRole('heading', { name: 'Order o-42' })).toBeTruthy();
+    expect(screen.getByTestId('order-status').getAttribute('data-status')).toBe('PLACED');
+    expect(screen.queryByText('Loading your order…')).toBeNull();
+    await waitFor(() => expect(answer).not.toBeNull());
+    await act(async () => answer?.());
+    await waitFor(() => expect(screen.getByTestId('order-status').textContent).toBe('Confirmed'));
+  });
+
   it('uses a new clientKey for a new attempt after a sold-out answer', async () => {
     let attempts = 0;
     const api = checkoutApi(() =>

@@ -105,7 +105,8 @@ export function CheckoutPage() {
       const order = await api.placeOrder({ basketId: basket.id, customerRef: ref, clientKey });
       dropKey(basket.id);
       forget();
-      navigate(`/orders/${encodeURIComponent(order.id)}`);
+      // The order page shows the placed order at once, then follows it.
+      navigate(`/orders/${encodeURIComponent(order.id)}`, { state: { order } });
     } catch (err) {
       const e = toApiError(err);
       if (e.code === 'basket_closed') {
@@ -116,7 +117,7 @@ export function CheckoutPage() {
           if (order) {
             dropKey(basket.id);
             forget();
-            navigate(`/orders/${encodeURIComponent(order.id)}`);
+            navigate(`/orders/${encodeURIComponent(order.id)}`, { state: { order } });
             return;
           }
         } catch {

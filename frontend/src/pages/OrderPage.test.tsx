@@ -1,6 +1,7 @@
 import { act, screen, waitFor } from '@testing-library/react';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { FakeApi, FakeWebSocket, apiError, renderApp } from '../test/fakes';
+import { statusHint, statusText } from './OrderPage';
 
 const order = {
   id: 'o-42',
@@ -42,6 +43,37 @@ describe('order page', () => {
     // A late, older push does not move the status back.
     act(() => ws.push({ type: 'order', orderId: 'o-42', status: 'PLACED', updatedAt: '2026-11-23T12:00:30Z' }));
     expect(screen.getByTestId('order-status').textContent).toBe('Paid');
+  });
+
+  it('moves from placed to confirmed when fulfilment takes the order on', async () => {
+    const api = new FakeApi().on('GET /orders/{id}', { status: 200, body: order });
+    renderApp('/orders/o-42', api);
+    await screen.findByRole('heading', { name: 'Order o-42' });
+    expect(screen.getByTestId('order-status').textContent).toBe('Placed');
+    expect(screen.getByTestId('status-hint').textContent).toBe('We have received your order and are checking it.');
+    expect(screen.getByText('Placed', { selector: 'li' }).getAttribute('aria-current')).toBe('step');
+    expect(screen.getByText('Confirmed', { selector: 'li' }).className).toBe('');
+
+    const ws = FakeWebSocket.latest();
+    act(() => ws.open());
+    act(() => ws.push({ type: 'order', orderId: 'o-42', status: 'CONFIRMED', updatedAt: '2026-11-23T12:00:01Z' }));
+    const status = screen.getByTestId('order-status');
+    expect(status.textContent).toBe('Confirmed');
+    expect(status.getAttribute('data-status')).toBe('CONFIRMED');
+    expect(screen.getByTestId('status-hint').textContent).toBe('Your order is confirmed: we are getting it ready.');
+    const steps = screen.getAllByRole('listitem').filter((li) => li.closest('ol[aria-label="Order progress"]'));
+    expect(steps.map((li) => li.textContent)).toEqual(['Placed', 'Confirmed', 'Paid', 'Shipped', 'Delivered']);
+    expect(steps.map((li) => li.className)).toEqual(['done', 'done', '', '', '']);
+    expect(screen.getByText('Confirmed', { selector: 'li' }).getAttribute('aria-current')).toBe('step');
+  });
+
+  it('names every status in words a customer understands', () => {
+    expect(statusText('CONFIRMED')).toBe('Confirmed');
+    expect(statusText('PLACED')).toBe('Placed');
+    expect(statusHint('CANCELLED')).toBe('This order was cancelled.');
+    // A status a newer API adds shows as sent, without a made-up sentence.
+    expect(statusText('RETURNED')).toBe('RETURNED');
+    expect(statusHint('RETURNED')).toBeNull();
   });
 
   it('reads the order again when the live connection comes back', async () => {

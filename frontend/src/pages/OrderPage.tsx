@@ -1,5 +1,5 @@
 import { useCallback, useRef } from 'react';
-import { Link, useParams } from 'react-router';
+import { Link, useLocation, useParams } from 'react-router';
 import { ORDER_STATUSES, type Order, type OrderStatus } from '../api';
 import { ErrorMessage, LiveIndicator, Loading } from '../components/Status';
 import type { LiveMessage } from '../live';
@@ -8,16 +8,36 @@ import { useLive, useResource, useShop } from '../shop';
 
 const STATUS_TEXT: Record<OrderStatus, string> = {
   PLACED: 'Placed',
+  CONFIRMED: 'Confirmed',
   PAID: 'Paid',
   SHIPPED: 'Shipped',
   DELIVERED: 'Delivered',
   CANCELLED: 'Cancelled',
 };
 
-const STEPS: OrderStatus[] = ['PLACED', 'PAID', 'SHIPPED', 'DELIVERED'];
+/** What each status means for the customer, in their words. */
+const STATUS_HINT: Record<OrderStatus, string> = {
+  PLACED: 'We have received your order and are checking it.',
+  CONFIRMED: 'Your order is confirmed: we are getting it ready.',
+  PAID: 'Your payment has arrived.',
+  SHIPPED: 'Your order is on its way.',
+  DELIVERED: 'Your order has been delivered.',
+  CANCELLED: 'This order was cancelled.',
+};
+
+const STEPS: OrderStatus[] = ['PLACED', 'CONFIRMED', 'PAID', 'SHIPPED', 'DELIVERED'];
+
+function known(status: string): status is OrderStatus {
+  return (ORDER_STATUSES as readonly string[]).includes(status);
+}
 
 export function statusText(status: string): string {
-  return (ORDER_STATUSES as readonly string[]).includes(status) ? STATUS_TEXT[status as OrderStatus] : status;
+  return known(status) ? STATUS_TEXT[status] : status;
+}
+
+/** A sentence about the status, or nothing for a status this page does not know. */
+export function statusHint(status: string): string | null {
+  return known(status) ? STATUS_HINT[status] : null;
 }
 
 function newer(a: string, b: string): boolean {
@@ -37,13 +57,20 @@ export function OrderPage() {
   // A status pushed while a read is in flight may be newer than what the read returns.
   type Pushed = { status: OrderStatus; updatedAt: string };
   const pushed = useRef<Pushed | null>(null);
-  const order = useResource(`order:${id}`, async (signal) => {
-    pushed.current = null;
-    const o = await api.getOrder(id, signal);
-    // (Set by onMessage during the await; TypeScript cannot see that.)
-    const p = pushed.current as Pushed | null;
-    return p && p.updatedAt && p.updatedAt !== o.updatedAt && newer(p.updatedAt, o.updatedAt) ? { ...o, ...p } : o;
-  });
+  // Checkout hands over the order it placed: shown at once (as placed),
+  // then read again and followed live like any other.
+  const handed = (useLocation().state as { order?: Order } | null)?.order;
+  const order = useResource(
+    `order:${id}`,
+    async (signal) => {
+      pushed.current = null;
+      const o = await api.getOrder(id, signal);
+      // (Set by onMessage during the await; TypeScript cannot see that.)
+      const p = pushed.current as Pushed | null;
+      return p && p.updatedAt && p.updatedAt !== o.updatedAt && newer(p.updatedAt, o.updatedAt) ? { ...o, ...p } : o;
+    },
+    handed?.id === id ? handed : undefined,
+  );
   const { setData, reload } = order;
 
   const onMessage = useCallback(
@@ -94,6 +121,7 @@ function OrderDetails({
   onRetry: () => void;
 }) {
   const reached = STEPS.indexOf(order.status);
+  const hint = statusHint(order.status);
   return (
     <article aria-labelledby="order-heading" className="order">
       <h1 id="order-heading">Order {order.id}</h1>
@@ -102,9 +130,12 @@ function OrderDetails({
         Status: <strong data-testid="order-status" data-status={order.status}>{statusText(order.status)}</strong>
       </p>
       {refreshError && <ErrorMessage title="Could not refresh this order." error={refreshError} onRetry={onRetry} />}
-      {order.status === 'CANCELLED' ? (
-        <p>This order was cancelled.</p>
-      ) : (
+      {hint && (
+        <p className="status-hint" data-testid="status-hint">
+          {hint}
+        </p>
+      )}
+      {order.status !== 'CANCELLED' && (
         <ol className="steps" aria-label="Order progress">
           {STEPS.map((s, i) => (
             <li

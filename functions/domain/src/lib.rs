@@ -6,6 +6,7 @@
 pub mod aws;
 pub mod basket;
 pub mod error;
+pub mod events;
 pub mod live;
 pub mod order;
 pub mod product;

@@ -33,6 +33,9 @@ use crate::product::Page;
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
     Placed,
+    /// The shop took the order on: the fulfilment function read it from
+    /// the `fulfilment` queue (see functions/README.md, "Fulfilment").
+    Confirmed,
     Paid,
     Shipped,
     Delivered,
@@ -40,8 +43,9 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
-    pub const ALL: [OrderStatus; 5] = [
+    pub const ALL: [OrderStatus; 6] = [
         OrderStatus::Placed,
+        OrderStatus::Confirmed,
         OrderStatus::Paid,
         OrderStatus::Shipped,
         OrderStatus::Delivered,
@@ -51,6 +55,7 @@ impl OrderStatus {
     pub fn as_str(self) -> &'static str {
         match self {
             OrderStatus::Placed => "PLACED",
+            OrderStatus::Confirmed => "CONFIRMED",
             OrderStatus::Paid => "PAID",
             OrderStatus::Shipped => "SHIPPED",
             OrderStatus::Delivered => "DELIVERED",
@@ -64,16 +69,20 @@ impl OrderStatus {
             .find(|status| status.as_str() == s)
     }
 
-    /// `PLACED → PAID → SHIPPED → DELIVERED`, and `CANCELLED` from `PLACED`
-    /// or `PAID`. Nothing moves to the status it has.
+    /// `PLACED → CONFIRMED → PAID → SHIPPED → DELIVERED`, and `CANCELLED`
+    /// from `PLACED`, `CONFIRMED` or `PAID`. Nothing moves to the status it
+    /// has, and nothing skips a step: an order is paid only once the shop
+    /// has confirmed it.
     pub fn can_move_to(self, next: OrderStatus) -> bool {
         use OrderStatus::*;
         matches!(
             (self, next),
-            (Placed, Paid)
+            (Placed, Confirmed)
+                | (Confirmed, Paid)
                 | (Paid, Shipped)
                 | (Shipped, Delivered)
                 | (Placed, Cancelled)
+                | (Confirmed, Cancelled)
                 | (Paid, Cancelled)
         )
     }
@@ -399,6 +408,14 @@ pub struct OrderRepo {
 }
 
 impl OrderRepo {
+    /// A repository for functions that read orders and move their status
+    /// but never check out (fulfilment): it knows no basket or product
+    /// table, so [`OrderRepo::place`] would fail with DynamoDB's
+    /// validation error.
+    pub fn status_only(client: aws_sdk_dynamodb::Client, orders: String) -> Self {
+        OrderRepo::new(client, orders, String::new(), String::new())
+    }
+
     pub fn new(
         client: aws_sdk_dynamodb::Client,
         orders: String,
@@ -593,10 +610,12 @@ mod tests {
     #[test]
     fn the_lifecycle_allows_exactly_its_transitions() {
         let allowed = [
-            (Placed, Paid),
+            (Placed, Confirmed),
+            (Confirmed, Paid),
             (Paid, Shipped),
             (Shipped, Delivered),
             (Placed, Cancelled),
+            (Confirmed, Cancelled),
             (Paid, Cancelled),
         ];
         for from in OrderStatus::ALL {

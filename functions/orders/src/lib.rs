@@ -6,6 +6,15 @@
 //! ([`OrderRepo::place`]) whose id comes from the client's `clientKey`, so
 //! a repeated request finds the order its first attempt placed and answers
 //! it with 200 instead of charging stock twice.
+//!
+//! A placed order is handed to fulfilment by publishing `OrderPlaced` to
+//! the `order-events` topic ([`events`]) once the transaction has
+//! committed. The order exists whether or not that works: a failed
+//! publish is logged and the customer still gets their order, which stays
+//! `PLACED`. A retried checkout (same `clientKey`) of an order still
+//! `PLACED` publishes again; fulfilment ignores an order it has taken on.
+
+pub mod events;
 
 use std::time::Duration;
 
@@ -14,10 +23,13 @@ use lambda_http::{Body, Error, Request, RequestExt, Response};
 use serde_json::json;
 use woocom_domain::basket::{self, Basket};
 use woocom_domain::error::{body_of, json_response, respond};
+use woocom_domain::events::{OrderEvent, OrderPlaced};
 use woocom_domain::order::{
     self, CheckoutInput, OrderIndex, Placement, StatusInput, order_id_for, sold_out_error,
 };
-use woocom_domain::{ApiError, BasketRepo, Order, OrderRepo, aws};
+use woocom_domain::{ApiError, BasketRepo, Order, OrderRepo, OrderStatus, aws};
+
+pub use events::OrderEvents;
 
 pub const DEFAULT_PAGE: i32 = 20;
 pub const MAX_PAGE: i32 = 100;
@@ -28,6 +40,7 @@ pub const MAX_ATTEMPTS: u32 = 5;
 pub struct Handler {
     pub orders: OrderRepo,
     pub baskets: BasketRepo,
+    pub events: OrderEvents,
 }
 
 impl Handler {
@@ -35,10 +48,13 @@ impl Handler {
         let orders = aws::env("ORDERS_TABLE")?;
         let baskets = aws::env("BASKETS_TABLE")?;
         let products = aws::env("PRODUCTS_TABLE")?;
-        let client = aws::dynamodb().await;
+        let topic = aws::env("ORDER_EVENTS_TOPIC_ARN")?;
+        let config = aws::sdk_config().await;
+        let client = aws_sdk_dynamodb::Client::new(&config);
         Ok(Handler {
             orders: OrderRepo::new(client.clone(), orders, baskets.clone(), products),
             baskets: BasketRepo::new(client, baskets),
+            events: OrderEvents::new(aws_sdk_sns::Client::new(&config), topic),
         })
     }
 }
@@ -98,6 +114,7 @@ async fn checkout(handler: &Handler, body: &Body) -> Result<Response<Body>, ApiE
         match handler.orders.place(&order, &basket).await? {
             Placement::Placed => {
                 tracing::info!(order = %order.id, basket = %basket.id, total = order.total, "order placed");
+                hand_off(handler, &order).await;
                 return Ok(json_response(201, &json!(order)));
             }
             Placement::OrderExists => return replay(handler, &order_id, &basket.id).await,
@@ -139,13 +156,38 @@ async fn replay(
     basket_id: &str,
 ) -> Result<Response<Body>, ApiError> {
     match handler.orders.get(order_id).await? {
-        Some(order) if order.basket_id == basket_id => Ok(json_response(200, &json!(order))),
+        Some(order) if order.basket_id == basket_id => {
+            // The first attempt's hand-off may be what failed.
+            if order.status == OrderStatus::Placed {
+                hand_off(handler, &order).await;
+            }
+            Ok(json_response(200, &json!(order)))
+        }
         Some(_) => Err(ApiError::conflict(
             "this clientKey placed an order for another basket; make up a new key per checkout",
         )),
         None => Err(ApiError::internal(format!(
             "order {order_id} failed its does-not-exist condition but cannot be read"
         ))),
+    }
+}
+
+/// Announces a placed order to fulfilment. Never fails the checkout: the
+/// order is committed, so the customer gets it; a failure is logged with
+/// the order id and the order stays `PLACED` until a retried checkout
+/// publishes again or someone publishes it by hand.
+async fn hand_off(handler: &Handler, order: &Order) {
+    let event = OrderEvent::OrderPlaced(OrderPlaced::of(order));
+    match handler.events.publish(&event).await {
+        Ok(message_id) => {
+            tracing::info!(order = %order.id, %message_id, "OrderPlaced published to order-events");
+        }
+        Err(e) => {
+            tracing::error!(
+                order = %order.id,
+                "OrderPlaced not published, the order stays PLACED until it is: {e}"
+            );
+        }
     }
 }
 
@@ -246,6 +288,23 @@ mod tests {
     use lambda_http::aws_lambda_events::query_map::QueryMap;
     use std::collections::HashMap;
 
+    /// SNS at an address nothing answers on.
+    fn unreachable_sns() -> aws_sdk_sns::Client {
+        let config = aws_sdk_sns::Config::builder()
+            .behavior_version(aws_sdk_sns::config::BehaviorVersion::latest())
+            .region(aws_sdk_sns::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sns::config::Credentials::new(
+                "AKIAEXAMPLE",
+                "secret",
+                None,
+                None,
+                "test",
+            ))
+            .endpoint_url("http://127.0.0.1:9")
+            .build();
+        aws_sdk_sns::Client::from_conf(config)
+    }
+
     /// A handler whose store is unreachable: these tests stop before it.
     fn handler() -> Handler {
         let client = woocom_testkit::unreachable_dynamodb();
@@ -257,7 +316,34 @@ mod tests {
                 "products".into(),
             ),
             baskets: BasketRepo::new(client, "baskets".into()),
+            events: OrderEvents::new(
+                unreachable_sns(),
+                "arn:aws:sns:us-east-1:000000000000:order-events".into(),
+            ),
         }
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_topic_is_an_error_not_a_panic() {
+        let order = Order::from_basket(
+            order_id_for("k"),
+            &Basket::new(Utc::now()),
+            "ann",
+            Utc::now(),
+        );
+        let event = OrderEvent::OrderPlaced(OrderPlaced::of(&order));
+        let err = handler()
+            .events
+            .publish(&event)
+            .await
+            .expect_err("nothing answers");
+        assert!(
+            matches!(
+                err,
+                events::PublishError::Sns(_) | events::PublishError::Timeout(_)
+            ),
+            "{err}"
+        );
     }
 
     fn request(method: &str, id: Option<&str>, body: &str) -> Request {

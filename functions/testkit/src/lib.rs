@@ -6,6 +6,8 @@
 // failure, with the reason in the panic message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::time::{Duration, Instant};
+
 use reqwest::Method;
 use serde_json::{Value, json};
 use woocom_dev::{Stack, StackOptions};
@@ -13,12 +15,17 @@ use woocom_dev::{Stack, StackOptions};
 /// The shop as `woocom-dev up` runs it, minus the frontend and seed data,
 /// on free ports with tables in memory.
 pub async fn shop_stack() -> Stack {
+    Stack::start(shop_options()).await.expect("stack starts")
+}
+
+/// What [`shop_stack`] starts, for a test that changes a setting first
+/// (a function's environment, say).
+pub fn shop_options() -> StackOptions {
     let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dev.toml");
-    let options = StackOptions::from_manifest_file(&manifest)
+    StackOptions::from_manifest_file(&manifest)
         .expect("dev.toml is valid")
         .free_ports()
-        .quiet_build();
-    Stack::start(options).await.expect("stack starts")
+        .quiet_build()
 }
 
 /// An HTTP client that never goes through a proxy (everything is loopback).
@@ -140,6 +147,27 @@ impl Shop {
             Some(json!({ "status": status })),
         )
         .await
+    }
+
+    /// Reads order `id` until its status is `status`, for at most
+    /// `within`; the order as last read. The status moves on
+    /// asynchronously (fulfilment takes a placed order on through the
+    /// `order-events` topic and the `fulfilment` queue).
+    pub async fn wait_for_status(&self, id: &str, status: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let (code, order) = self.send(Method::GET, &format!("/orders/{id}"), None).await;
+            assert_eq!(code, 200, "GET /orders/{id}: {order}");
+            if order["status"] == status {
+                return order;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "order {id} is still {} after {within:?}, not {status}",
+                order["status"]
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Every order of a listing, following `next` with pages of `limit`.
