@@ -187,6 +187,37 @@ async fn topics_come_from_dev_toml_and_the_api_with_their_attributes() {
     );
     assert!(a["FilterPolicy"].contains("OrderPlaced"), "{a:?}");
 
+    // What `woocom-dev topics` reads: every topic with its subscriptions,
+    // and the stack still answers afterwards.
+    let view: Value = tokio::time::timeout(Duration::from_secs(10), async {
+        common::http()
+            .get(format!("{}/_woocom/topics", stack.urls().aws))
+            .send()
+            .await
+            .expect("topics view")
+            .json()
+            .await
+            .expect("json")
+    })
+    .await
+    .expect("the topics view answers");
+    let topics = view["topics"].as_array().expect("topics");
+    let orders = topics
+        .iter()
+        .find(|t| t["name"] == "orders")
+        .expect("orders listed");
+    assert_eq!(orders["subscriptions"].as_array().map(Vec::len), Some(3));
+    assert!(
+        topics
+            .iter()
+            .any(|t| t["name"] == "events.fifo" && t["fifo"] == true),
+        "{view}"
+    );
+    tokio::time::timeout(Duration::from_secs(10), sns.list_topics().send())
+        .await
+        .expect("the stack answers after the topics view")
+        .expect("list");
+
     sns.delete_topic()
         .topic_arn(topic_arn("audit"))
         .send()

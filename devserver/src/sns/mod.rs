@@ -773,11 +773,16 @@ impl Sns {
         let names = self.topic_names();
         names
             .into_iter()
-            .map(|name| TopicInfo {
-                arn: self.topic_arn(&name),
-                fifo: self.lock().get(&name).is_some_and(|t| t.fifo),
-                subscriptions: self.subscriptions(Some(&name)).unwrap_or_default(),
-                name,
+            .map(|name| {
+                // Its own statement: the guard is dropped before
+                // `subscriptions` takes the lock again.
+                let fifo = self.lock().get(&name).is_some_and(|t| t.fifo);
+                TopicInfo {
+                    arn: self.topic_arn(&name),
+                    fifo,
+                    subscriptions: self.subscriptions(Some(&name)).unwrap_or_default(),
+                    name,
+                }
             })
             .collect()
     }
