@@ -808,3 +808,80 @@ retry_backoff_ms = 10
     );
     stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_function_destination_is_invoked_with_the_invocation_record() {
+    // `failing` hands its failure record to `relay` (invoked
+    // asynchronously, as Lambda does); the probe echoes the record, and
+    // relay's own success record lands in a queue where the test reads it.
+    let text = r#"
+[stack]
+name = "function-destinations"
+[ports]
+api = 0
+websocket = 0
+aws = 0
+
+[functions.failing]
+crate = "woocom-probe"
+maximum_retry_attempts = 0
+on_failure = "function:relay"
+
+[functions.relay]
+crate = "woocom-probe"
+maximum_retry_attempts = 0
+on_success = "queue:relayed"
+
+[queues.relayed]
+"#;
+    let m =
+        woocom_dev::manifest::Manifest::parse(&common::fixture("function-destinations.toml"), text)
+            .expect("manifest");
+    let stack = Stack::start(StackOptions::new(m).free_ports().quiet_build())
+        .await
+        .expect("stack starts");
+    let lambda = common::lambda_client(&stack).await;
+    let out = lambda
+        .invoke()
+        .function_name("failing")
+        .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+        .payload(aws_sdk_lambda::primitives::Blob::new(
+            r#"{"probe":"error"}"#,
+        ))
+        .send()
+        .await
+        .expect("event invoke");
+    let failed_id = aws_sdk_lambda::operation::RequestId::request_id(&out)
+        .expect("request id")
+        .to_owned();
+    let sqs = client(&stack).await;
+    let q = url(&sqs, "relayed").await;
+    let got = sqs
+        .receive_message()
+        .queue_url(&q)
+        .wait_time_seconds(15)
+        .send()
+        .await
+        .expect("receive");
+    let [message] = got.messages() else {
+        panic!("one success record of relay, got {:?}", got.messages());
+    };
+    let outer: Value = serde_json::from_str(message.body().expect("body")).expect("JSON record");
+    assert_eq!(outer["requestContext"]["condition"], "Success");
+    assert_eq!(
+        outer["requestContext"]["functionArn"],
+        "arn:aws:lambda:us-east-1:000000000000:function:relay:$LATEST"
+    );
+    // What relay was invoked with: failing's invocation record.
+    let record = &outer["requestPayload"];
+    assert_eq!(record["version"], "1.0");
+    assert_eq!(record["requestContext"]["requestId"], failed_id.as_str());
+    assert_eq!(record["requestContext"]["condition"], "RetriesExhausted");
+    assert_eq!(
+        record["requestContext"]["functionArn"],
+        "arn:aws:lambda:us-east-1:000000000000:function:failing:$LATEST"
+    );
+    assert_eq!(record["requestPayload"]["probe"], "error");
+    assert_eq!(record["responseContext"]["functionError"], "Unhandled");
+    stack.shutdown().await;
+}
