@@ -3,7 +3,8 @@
 //! way AWS's own endpoints are: Lambda by its REST paths
 //! (`/2015-03-31/...`); JSON-protocol services by `X-Amz-Target`; SNS,
 //! which speaks the query protocol, by the `Action` of its form body (or
-//! query string, as in a subscription's `SubscribeURL`).
+//! query string, as in a subscription's `SubscribeURL`). EventBridge is a
+//! JSON-protocol service too (`AWSEvents.*`).
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::dynamodb::{self, DynamoDb};
+use crate::eventbridge::{self, EventBridge};
 use crate::lambda::{LambdaHost, invoke_api};
 use crate::sns::{self, Sns};
 use crate::sqs::{self, Sqs};
@@ -28,6 +30,7 @@ pub struct AwsEndpoint {
     pub dynamodb: Arc<DynamoDb>,
     pub sqs: Arc<Sqs>,
     pub sns: Arc<Sns>,
+    pub events: Arc<EventBridge>,
 }
 
 pub fn router(endpoint: AwsEndpoint) -> Router {
@@ -66,6 +69,22 @@ async fn json_protocol(
             return sqs::error::SqsError::batch_request_too_long(1024 * 1024).into_response();
         };
         return sqs::api::serve(endpoint.sqs.clone(), &operation, &body).await;
+    }
+    let events_operation = request
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| t.strip_prefix(eventbridge::TARGET_PREFIX))
+        .map(str::to_owned);
+    if let Some(operation) = events_operation {
+        // Ten entries of up to 1 MiB in all, with the JSON around them.
+        let Ok(body) = axum::body::to_bytes(request.into_body(), 4 * 1024 * 1024).await else {
+            return eventbridge::EventsError::validation(
+                "Total size of the entries in the request is over the limit.",
+            )
+            .into_response();
+        };
+        return eventbridge::api::serve(&endpoint.events, &operation, &body);
     }
     let form = request
         .headers()

@@ -12,6 +12,7 @@ pub mod destinations;
 pub mod dynamodb;
 pub mod event_pattern;
 pub mod event_source_mapping;
+pub mod eventbridge;
 pub mod frontend;
 pub mod gateway;
 pub mod lambda;

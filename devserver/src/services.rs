@@ -7,6 +7,7 @@
 //! | section | applied |
 //! |---|---|
 //! | `[[tables]]` | live: created or updated (what AWS cannot change in place rejects the edit) |
+//! | `[buses]`, `[rules]` | live: created, updated or deleted (what the API made stays) |
 //! | `[queues]` | live: created or updated (a queue turned FIFO rejects the edit); removed ones stay, as tables do |
 //! | `[functions]` | live: new or re-pointed ones are built (invocations wait), settings take effect for new instances, removed ones stop |
 //! | `[api]`, `[[routes]]` | live: redeployed, requests in flight finish on the old deployment |
@@ -22,6 +23,7 @@ use std::sync::Arc;
 
 use crate::dynamodb::{DynamoDb, ReconcileError, ReconcileReport};
 use crate::event_source_mapping::EventSourceMappings;
+use crate::eventbridge::{EventBridge, EventsError};
 use crate::gateway::rest::RestApi;
 use crate::gateway::websocket::WebSocketGateway;
 use crate::lambda::{FunctionSpec, LambdaHost};
@@ -39,6 +41,7 @@ pub struct Services {
     pub dynamodb: Arc<DynamoDb>,
     pub sqs: Arc<Sqs>,
     pub sns: Arc<Sns>,
+    pub events: Arc<EventBridge>,
     pub mappings: Arc<EventSourceMappings>,
 }
 
@@ -68,6 +71,8 @@ pub enum ApplyError {
     Queues(String, SqsError),
     #[error("{}: [topics] {}", .0, .1.message)]
     Topics(String, SnsError),
+    #[error("{}: [buses]/[rules] {}", .0, .1.message)]
+    Events(String, EventsError),
 }
 
 impl From<ReconcileError> for ApplyError {
@@ -130,6 +135,13 @@ pub async fn apply(
         .reconcile(&running.topics, &|f| lambda.function_arn(f))
         .map_err(|e| ApplyError::Topics(new.path.display().to_string(), e))?;
     changes.extend(topic_changes);
+
+    // Buses and rules after the queues and topics their targets name.
+    let event_changes = services
+        .events
+        .reconcile(&running.buses, &running.rules, Some(&services.lambda))
+        .map_err(|e| ApplyError::Events(new.path.display().to_string(), e))?;
+    changes.extend(event_changes);
 
     let to_build = apply_functions(&services.lambda, old, &running, &mut changes);
 

@@ -75,6 +75,12 @@ pub enum StackError {
     Reload(#[from] ReloadError),
     #[error("cannot open the stack's topics: {0}")]
     Sns(String),
+    #[error("cannot open the stack's event buses: {0}")]
+    #[diagnostic(
+        code(woocom::events),
+        help("if the file is damaged, `woocom-dev reset` starts the stack's data afresh")
+    )]
+    Events(String),
     #[error("cannot open the stack's queues: {0}")]
     #[diagnostic(
         code(woocom::queues),
@@ -173,6 +179,7 @@ pub struct Stack {
     websocket: Arc<WebSocketGateway>,
     dynamodb: Arc<DynamoDb>,
     sqs: Arc<Sqs>,
+    events: Arc<crate::eventbridge::EventBridge>,
     mappings: Arc<EventSourceMappings>,
     shutdown: watch::Sender<bool>,
     servers: Vec<JoinHandle<()>>,
@@ -280,6 +287,7 @@ impl Stack {
             "AWS_ENDPOINT_URL_LAMBDA",
             "AWS_ENDPOINT_URL_SQS",
             "AWS_ENDPOINT_URL_SNS",
+            "AWS_ENDPOINT_URL_EVENTBRIDGE",
         ]
         .iter()
         .map(|k| ((*k).to_owned(), urls.aws.clone()))
@@ -315,6 +323,16 @@ impl Stack {
         )
         .map_err(StackError::Sns)?;
         sns.set_endpoint(&urls.aws);
+        let events = crate::eventbridge::EventBridge::open(
+            &options.data,
+            &manifest.stack.region,
+            &manifest.stack.account_id,
+            sqs.clone(),
+            sns.clone(),
+            Arc::downgrade(&lambda),
+        )
+        .map_err(StackError::Events)?;
+        events.start_scheduler();
         let destinations: Arc<dyn crate::lambda::DestinationSink> =
             Arc::new(crate::destinations::StackDestinations {
                 sqs: sqs.clone(),
@@ -357,6 +375,7 @@ impl Stack {
             dynamodb: dynamodb.clone(),
             sqs: sqs.clone(),
             sns: sns.clone(),
+            events: events.clone(),
             mappings: mappings.clone(),
         };
 
@@ -434,10 +453,12 @@ impl Stack {
                     dynamodb: dynamodb.clone(),
                     sqs: sqs.clone(),
                     sns: sns.clone(),
+                    events: events.clone(),
                 })
                 .merge(crate::event_source_mapping::http::router(mappings.clone()))
                 .merge(crate::sqs::control::router(sqs.clone()))
-                .merge(crate::sns::control::router(sns.clone())),
+                .merge(crate::sns::control::router(sns.clone()))
+                .merge(crate::eventbridge::control::router(events.clone())),
             ),
         ];
         if let (Some(listener), Some((_, dist))) = (frontend_listener, frontend_dirs) {
@@ -469,6 +490,7 @@ impl Stack {
             websocket: websocket_api,
             dynamodb,
             sqs,
+            events,
             mappings,
             shutdown,
             servers,
@@ -511,6 +533,10 @@ impl Stack {
     /// The SQS service: its queues, for tests and benchmarks.
     pub fn sqs(&self) -> &Arc<Sqs> {
         &self.sqs
+    }
+
+    pub fn events(&self) -> &Arc<crate::eventbridge::EventBridge> {
+        &self.events
     }
 
     /// Event source mappings (stream delivery): each subscription's

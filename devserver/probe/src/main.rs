@@ -32,6 +32,8 @@
 //! a message whose body is `fail` fails the batch, `partial` is reported
 //! in `batchItemFailures`. SNS events (`EventSource == "aws:sns"`) are
 //! appended to `PROBE_SNS_LOG`; the message `fail` fails the invocation.
+//! EventBridge events (`detail-type` and `source` present) are appended to
+//! `PROBE_EVENTS_LOG`; `"fail": true` in the detail fails the invocation.
 
 use std::time::Duration;
 
@@ -84,6 +86,9 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
     }
     if payload["Records"][0]["EventSource"] == "aws:sns" {
         return sns_notification(&payload, &context.request_id);
+    }
+    if payload.get("detail-type").is_some() && payload.get("source").is_some() {
+        return eventbridge_event(&payload, &context.request_id);
     }
     let (mode, args) = options(&payload);
     if mode == "ok" {
@@ -338,6 +343,20 @@ fn sns_notification(raw: &Value, request_id: &str) -> Result<Value, Error> {
         return Err("probe failed on purpose".into());
     }
     Ok(json!({ "ok": true }))
+}
+
+fn eventbridge_event(raw: &Value, request_id: &str) -> Result<Value, Error> {
+    // Deserializing proves the event fits the crate functions use.
+    let event: aws_lambda_events::event::eventbridge::EventBridgeEvent =
+        serde_json::from_value(raw.clone())?;
+    if let Ok(path) = std::env::var("PROBE_EVENTS_LOG") {
+        let line = json!({ "request_id": request_id, "event": raw });
+        append_line(&path, &line)?;
+    }
+    if event.detail["fail"] == true {
+        return Err("probe failed on purpose".into());
+    }
+    Ok(json!({ "ok": true, "id": event.id }))
 }
 
 /// Appends `line` and a newline to the file at `path`.

@@ -4,6 +4,7 @@
 //! problem named.
 
 pub mod destination;
+pub mod events;
 pub mod queues;
 mod route_path;
 pub mod subscriptions;
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 pub use destination::Destination;
+pub use events::{Bus, Rule, Target, TargetKind};
 pub use queues::Queue;
 pub use route_path::{RoutePath, Segment};
 pub use subscriptions::{StreamsSettings, Subscription};
@@ -86,6 +88,12 @@ pub struct Manifest {
     pub queues: BTreeMap<String, Queue>,
     /// SNS topics and their subscriptions (`[topics.<name>]`), by name.
     pub topics: BTreeMap<String, Topic>,
+    /// EventBridge custom buses (`[buses.<name>]`), by name.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub buses: BTreeMap<String, Bus>,
+    /// EventBridge rules and their targets (`[rules.<name>]`), by name.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub rules: BTreeMap<String, Rule>,
     /// The WebSocket API (`[websocket]`), when declared.
     pub websocket: Option<WebSocketApi>,
     /// Stream event source mappings (`[[subscriptions]]`).
@@ -316,6 +324,10 @@ struct RawManifest {
     queues: BTreeMap<Spanned<String>, Spanned<queues::RawQueue>>,
     #[serde(default)]
     topics: BTreeMap<Spanned<String>, Spanned<topics::RawTopic>>,
+    #[serde(default)]
+    buses: BTreeMap<Spanned<String>, Spanned<events::RawBus>>,
+    #[serde(default)]
+    rules: BTreeMap<Spanned<String>, Spanned<events::RawRule>>,
     #[serde(default)]
     websocket: Option<Spanned<websocket::RawWebSocket>>,
     #[serde(default)]
@@ -724,6 +736,17 @@ impl Manifest {
                     at(span, format!("function `{function}`: {field}: {problem}"))
                 })?;
         }
+        let buses = events::parse_buses(raw.buses, &at)?;
+        let rules = events::parse_rules(
+            raw.rules,
+            &events::Declared {
+                buses: &buses,
+                queues: &queues,
+                topics: &topics,
+                functions: &functions,
+            },
+            &at,
+        )?;
         let websocket = websocket::parse(raw.websocket, &functions, &at)?;
         let subscriptions = subscriptions::parse(
             raw.subscriptions,
@@ -767,6 +790,8 @@ impl Manifest {
             tables,
             queues,
             topics,
+            buses,
+            rules,
             websocket,
             subscriptions,
             streams: raw.streams.unwrap_or_default(),
