@@ -577,3 +577,164 @@ async fn a_scheduled_rule_can_be_fired_now() {
     assert_eq!(missing.status(), 404);
     stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn archived_events_are_replayed_to_the_rules_and_survive_a_restart() {
+    let dir = TempDir::new("events-archive");
+    let options = || {
+        let mut o = StackOptions::new(manifest("eventbridge.toml"))
+            .free_ports()
+            .quiet_build();
+        o.data = woocom_dev::dynamodb::DataLocation::Dir(dir.join("data"));
+        o
+    };
+    let stack = Stack::start(options()).await.expect("stack starts");
+    let (events, sqs) = clients(&stack).await;
+    let bus_arn = format!("arn:aws:events:us-east-1:{ACCOUNT}:event-bus/shop");
+    let archive = events
+        .create_archive()
+        .archive_name("orders-archive")
+        .event_source_arn(&bus_arn)
+        .event_pattern(r#"{"detail-type": ["OrderPlaced"]}"#)
+        .retention_days(7)
+        .send()
+        .await
+        .expect("create archive");
+    let archive_arn = archive.archive_arn().expect("arn").to_owned();
+    let before = aws_smithy_types_now(-60);
+    let out = events
+        .put_events()
+        .entries(entry(
+            "shop",
+            "OrderPlaced",
+            json!({"orderId": "o-1", "total": 300}),
+        ))
+        .entries(entry("shop", "OrderShipped", json!({"orderId": "o-1"})))
+        .send()
+        .await
+        .expect("put");
+    let id = out.entries()[0].event_id().expect("id").to_owned();
+    assert_eq!(
+        drain(&sqs, &stack, "orders", 1, Duration::from_secs(5))
+            .await
+            .len(),
+        1
+    );
+    let described = events
+        .describe_archive()
+        .archive_name("orders-archive")
+        .send()
+        .await
+        .expect("describe archive");
+    assert_eq!(
+        described.event_count(),
+        1,
+        "only what the archive's pattern matches"
+    );
+    // A rule made through the API, kept across the restart.
+    events
+        .put_rule()
+        .name("kept")
+        .event_bus_name("shop")
+        .event_pattern(r#"{"source": ["kept"]}"#)
+        .send()
+        .await
+        .expect("rule");
+    stack.shutdown().await;
+
+    let stack = Stack::start(options()).await.expect("stack restarts");
+    let (events, sqs) = clients(&stack).await;
+    let described = events
+        .describe_rule()
+        .name("kept")
+        .event_bus_name("shop")
+        .send()
+        .await
+        .expect("the rule is kept");
+    assert_eq!(described.event_pattern(), Some(r#"{"source": ["kept"]}"#));
+    let described = events
+        .describe_archive()
+        .archive_name("orders-archive")
+        .send()
+        .await
+        .expect("the archive is kept");
+    assert_eq!(described.event_count(), 1);
+
+    events
+        .start_replay()
+        .replay_name("again")
+        .event_source_arn(&archive_arn)
+        .event_start_time(before)
+        .event_end_time(aws_smithy_types_now(60))
+        .destination(
+            aws_sdk_eventbridge::types::ReplayDestination::builder()
+                .arn(&bus_arn)
+                .filter_arns(format!(
+                    "arn:aws:events:us-east-1:{ACCOUNT}:rule/shop/large-orders"
+                ))
+                .build()
+                .expect("destination"),
+        )
+        .send()
+        .await
+        .expect("start replay");
+    let got = drain(&sqs, &stack, "orders", 1, Duration::from_secs(5)).await;
+    assert_eq!(got.len(), 1);
+    let replayed = body(&got[0]);
+    assert_eq!(replayed["id"], id.as_str());
+    assert_eq!(replayed["replay-name"], "again");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let r = events
+            .describe_replay()
+            .replay_name("again")
+            .send()
+            .await
+            .expect("describe replay");
+        if r.state().map(|s| s.as_str()) == Some("COMPLETED") {
+            assert!(r.event_last_replayed_time().is_some());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replay did not complete: {r:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let err = events
+        .start_replay()
+        .replay_name("elsewhere")
+        .event_source_arn(&archive_arn)
+        .event_start_time(before)
+        .event_end_time(aws_smithy_types_now(60))
+        .destination(
+            aws_sdk_eventbridge::types::ReplayDestination::builder()
+                .arn(format!(
+                    "arn:aws:events:us-east-1:{ACCOUNT}:event-bus/default"
+                ))
+                .build()
+                .expect("destination"),
+        )
+        .send()
+        .await
+        .expect_err("another bus");
+    assert_eq!(err.code(), Some("ValidationException"), "{err:?}");
+    // Replayed events are not archived again.
+    let described = events
+        .describe_archive()
+        .archive_name("orders-archive")
+        .send()
+        .await
+        .expect("describe archive");
+    assert_eq!(described.event_count(), 1);
+    stack.shutdown().await;
+}
+
+/// Now plus `seconds`, as the SDK's timestamps.
+fn aws_smithy_types_now(seconds: i64) -> aws_sdk_eventbridge::primitives::DateTime {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    aws_sdk_eventbridge::primitives::DateTime::from_secs(now + seconds)
+}

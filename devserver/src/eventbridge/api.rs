@@ -272,6 +272,115 @@ fn call(events: &EventBridge, operation: &str, r: &Value) -> Result<Value, Event
                 EventBridge::test_pattern(required(r, "EventPattern")?, required(r, "Event")?)?;
             Ok(json!({ "Result": result }))
         }
+        "CreateArchive" => {
+            let a = events.create_archive(
+                required(r, "ArchiveName")?,
+                required(r, "EventSourceArn")?,
+                optional(r, "Description"),
+                optional(r, "EventPattern"),
+                retention(r)?.unwrap_or(0),
+            )?;
+            Ok(json!({
+                "ArchiveArn": a.arn,
+                "State": "ENABLED",
+                "CreationTime": epoch_seconds(a.created_ms),
+            }))
+        }
+        "DescribeArchive" => {
+            let a = events.describe_archive(required(r, "ArchiveName")?)?;
+            Ok(archive_json(&a, true))
+        }
+        "ListArchives" => {
+            let prefix = optional(r, "NamePrefix").unwrap_or_default();
+            let source = optional(r, "EventSourceArn");
+            let list: Vec<Value> = events
+                .list_archives()
+                .iter()
+                .filter(|a| a.name.starts_with(&prefix))
+                .filter(|a| source.as_ref().is_none_or(|s| *s == a.source_arn))
+                .map(|a| archive_json(a, false))
+                .collect();
+            let (list, next) = page(r, list)?;
+            Ok(with_token(json!({ "Archives": list }), next))
+        }
+        "UpdateArchive" => {
+            let a = events.update_archive(
+                required(r, "ArchiveName")?,
+                optional(r, "Description"),
+                optional(r, "EventPattern"),
+                retention(r)?,
+            )?;
+            Ok(json!({
+                "ArchiveArn": a.arn,
+                "State": "ENABLED",
+                "CreationTime": epoch_seconds(a.created_ms),
+            }))
+        }
+        "DeleteArchive" => {
+            events.delete_archive(required(r, "ArchiveName")?)?;
+            Ok(json!({}))
+        }
+        "StartReplay" => {
+            let time = |k: &str| -> Result<i64, EventsError> {
+                r.get(k)
+                    .and_then(Value::as_f64)
+                    .map(|s| (s * 1000.0) as i64)
+                    .ok_or_else(|| {
+                        EventsError::validation(format!(
+                            "1 validation error detected: Value null at '{}' failed to satisfy constraint: Member must not be null",
+                            lower_first(k)
+                        ))
+                    })
+            };
+            let destination = r.get("Destination").cloned().unwrap_or(Value::Null);
+            let filter: Vec<String> = destination
+                .get("FilterArns")
+                .and_then(Value::as_array)
+                .map(|l| {
+                    l.iter()
+                        .filter_map(|a| a.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let replay = events.start_replay(
+                required(r, "ReplayName")?,
+                required(r, "EventSourceArn")?,
+                optional(r, "Description"),
+                time("EventStartTime")?,
+                time("EventEndTime")?,
+                required(&destination, "Arn")?,
+                filter,
+            )?;
+            Ok(json!({
+                "ReplayArn": events.replay_arn(&replay.name),
+                "State": replay.state,
+                "ReplayStartTime": epoch_seconds(replay.replay_start_ms),
+            }))
+        }
+        "DescribeReplay" => {
+            let replay = events.describe_replay(required(r, "ReplayName")?)?;
+            Ok(replay_json(events, &replay, true))
+        }
+        "ListReplays" => {
+            let prefix = optional(r, "NamePrefix").unwrap_or_default();
+            let state = optional(r, "State");
+            let list: Vec<Value> = events
+                .list_replays()
+                .iter()
+                .filter(|x| x.name.starts_with(&prefix))
+                .filter(|x| state.as_ref().is_none_or(|s| *s == x.state))
+                .map(|x| replay_json(events, x, false))
+                .collect();
+            let (list, next) = page(r, list)?;
+            Ok(with_token(json!({ "Replays": list }), next))
+        }
+        "CancelReplay" => {
+            let replay = events.cancel_replay(required(r, "ReplayName")?)?;
+            Ok(json!({
+                "ReplayArn": events.replay_arn(&replay.name),
+                "State": replay.state,
+            }))
+        }
         other => Err(EventsError::new(
             "UnknownOperationException",
             format!("the devserver's EventBridge does not support {other}"),
@@ -467,6 +576,77 @@ fn target_json(t: &TargetState) -> Value {
     }
     if let Some(a) = &t.role_arn {
         o.insert("RoleArn".into(), json!(a));
+    }
+    Value::Object(o)
+}
+
+fn retention(r: &Value) -> Result<Option<u32>, EventsError> {
+    match r.get("RetentionDays") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .and_then(|d| u32::try_from(d).ok())
+            .map(Some)
+            .ok_or_else(|| {
+                EventsError::validation(
+                    "1 validation error detected: Value at 'retentionDays' failed to satisfy constraint: Member must have value greater than or equal to 0",
+                )
+            }),
+    }
+}
+
+fn archive_json(a: &super::archive::ArchiveInfo, full: bool) -> Value {
+    let mut o = Map::new();
+    o.insert("ArchiveName".into(), json!(a.name));
+    if full {
+        o.insert("ArchiveArn".into(), json!(a.arn));
+        if let Some(d) = &a.description {
+            o.insert("Description".into(), json!(d));
+        }
+        if let Some(p) = &a.event_pattern {
+            o.insert("EventPattern".into(), json!(p));
+        }
+    }
+    o.insert("EventSourceArn".into(), json!(a.source_arn));
+    o.insert("State".into(), json!("ENABLED"));
+    o.insert("RetentionDays".into(), json!(a.retention_days));
+    o.insert("SizeBytes".into(), json!(a.size_bytes));
+    o.insert("EventCount".into(), json!(a.event_count));
+    o.insert("CreationTime".into(), epoch_seconds(a.created_ms));
+    Value::Object(o)
+}
+
+fn replay_json(events: &EventBridge, x: &super::archive::Replay, full: bool) -> Value {
+    let mut o = Map::new();
+    o.insert("ReplayName".into(), json!(x.name));
+    if full {
+        o.insert("ReplayArn".into(), json!(events.replay_arn(&x.name)));
+        if let Some(d) = &x.description {
+            o.insert("Description".into(), json!(d));
+        }
+        let mut destination = Map::new();
+        destination.insert("Arn".into(), json!(events.bus_arn(&x.bus)));
+        if !x.filter_arns.is_empty() {
+            destination.insert("FilterArns".into(), json!(x.filter_arns));
+        }
+        o.insert("Destination".into(), Value::Object(destination));
+    }
+    o.insert(
+        "EventSourceArn".into(),
+        json!(events.archive_arn(&x.archive)),
+    );
+    o.insert("State".into(), json!(x.state));
+    if let Some(reason) = &x.state_reason {
+        o.insert("StateReason".into(), json!(reason));
+    }
+    o.insert("EventStartTime".into(), epoch_seconds(x.start_ms));
+    o.insert("EventEndTime".into(), epoch_seconds(x.end_ms));
+    if let Some(t) = x.last_replayed_ms {
+        o.insert("EventLastReplayedTime".into(), epoch_seconds(t));
+    }
+    o.insert("ReplayStartTime".into(), epoch_seconds(x.replay_start_ms));
+    if let Some(t) = x.replay_end_ms {
+        o.insert("ReplayEndTime".into(), epoch_seconds(t));
     }
     Value::Object(o)
 }

@@ -32,6 +32,7 @@
 //! targets persist in `eventbridge.json`).
 
 pub mod api;
+pub mod archive;
 pub mod control;
 pub mod schedule;
 pub mod transform;
@@ -254,6 +255,17 @@ pub struct Tailed {
     pub rules: Vec<String>,
 }
 
+/// Which rules of a bus an event goes to.
+#[derive(Clone, Copy)]
+enum Route<'a> {
+    /// The enabled rules whose pattern matches.
+    Matching,
+    /// This rule, whatever its pattern (a schedule, or `fire`).
+    Rule(&'a str),
+    /// A replay: the matching rules among these rule ARNs (all when empty).
+    Replay(&'a [String]),
+}
+
 /// One delivery to make: an event for one target of one rule.
 struct Delivery {
     rule_arn: String,
@@ -285,6 +297,7 @@ pub struct EventBridge {
     tail: tokio::sync::broadcast::Sender<Tailed>,
     /// Next firing of each scheduled rule, by rule ARN.
     next_fire: Mutex<HashMap<String, i64>>,
+    archives: Mutex<archive::Archives>,
     me: RwLock<Weak<EventBridge>>,
 }
 
@@ -360,6 +373,7 @@ impl EventBridge {
             failures: Mutex::new(VecDeque::new()),
             tail: tokio::sync::broadcast::channel(256).0,
             next_fire: Mutex::new(HashMap::new()),
+            archives: Mutex::new(archive::Archives::open(location)?),
             me: RwLock::new(Weak::new()),
         });
         *events
@@ -1000,20 +1014,20 @@ impl EventBridge {
             "resources": e.resources,
             "detail": detail,
         });
-        match self.route(&bus, Arc::new(event), accepted_ms, None) {
+        match self.route(&bus, Arc::new(event), accepted_ms, Route::Matching) {
             Ok(()) => EntryResult::Accepted(id),
             Err(err) => failed(err.code, &err.message),
         }
     }
 
-    /// Sends `event` to the targets of the rules of `bus` it matches (or
-    /// of the one rule `only`, for a scheduled or fired rule).
+    /// Sends `event` to the targets of the rules of `bus` that `to` picks,
+    /// and records it in the bus's archives (unless it is a replay).
     fn route(
         &self,
         bus: &str,
         event: Arc<Value>,
         accepted_ms: i64,
-        only: Option<&str>,
+        to: Route<'_>,
     ) -> Result<(), EventsError> {
         let mut deliveries = Vec::new();
         let mut matched = Vec::new();
@@ -1023,11 +1037,15 @@ impl EventBridge {
                 .get(bus)
                 .ok_or_else(|| EventsError::bus_not_found(bus))?;
             for r in b.rules.values() {
-                let hit = match only {
-                    Some(name) => r.name == name,
-                    None => {
-                        r.state == "ENABLED"
-                            && r.pattern.as_ref().is_some_and(|p| p.matches(&event))
+                let matches = || {
+                    r.state == "ENABLED" && r.pattern.as_ref().is_some_and(|p| p.matches(&event))
+                };
+                let hit = match to {
+                    Route::Rule(name) => r.name == name,
+                    Route::Matching => matches(),
+                    Route::Replay(rules) => {
+                        (rules.is_empty() || rules.contains(&self.rule_arn(bus, &r.name)))
+                            && matches()
                     }
                 };
                 if !hit {
@@ -1046,6 +1064,9 @@ impl EventBridge {
                     });
                 }
             }
+        }
+        if !matches!(to, Route::Replay(_)) {
+            self.archive(bus, &event);
         }
         tracing::debug!(bus, id = %event["id"], rules = ?matched, "event");
         let _ = self.tail.send(Tailed {
@@ -1129,7 +1150,7 @@ impl EventBridge {
         if let TargetKind::Bus(bus) = &kind {
             // Bus to bus: the event as it is.
             return self
-                .route(bus, d.event.clone(), now_ms(), None)
+                .route(bus, d.event.clone(), now_ms(), Route::Matching)
                 .map_err(|e| not_found(e.message));
         }
         let input = self.input_for(d);
@@ -1321,7 +1342,7 @@ impl EventBridge {
             "resources": [self.rule_arn(bus, rule)],
             "detail": {},
         });
-        self.route(bus, Arc::new(event), now, Some(rule))?;
+        self.route(bus, Arc::new(event), now, Route::Rule(rule))?;
         Ok(id)
     }
 
