@@ -2,6 +2,7 @@
 
 mod deploy;
 mod destroy;
+mod events;
 mod faults;
 mod invoke;
 mod logging;
@@ -73,6 +74,9 @@ enum Command {
     Queues(queues::QueuesArgs),
     /// SNS topics and their subscriptions.
     Topics(topics::TopicsArgs),
+    /// EventBridge: rules, failed deliveries, put, tail, test a pattern,
+    /// fire a rule, replay an archive.
+    Events(events::EventsArgs),
     /// Render dev.toml to terraform/manifest.json (--check: fail when stale).
     Render(render::RenderArgs),
     /// Build every function for Lambda (arm64, x86_64) into zips.
@@ -108,6 +112,7 @@ pub fn main() -> ExitCode {
             Command::Streams(args) => streams::run(&cli.manifest, args).await,
             Command::Queues(args) => queues::run(&cli.manifest, args).await,
             Command::Topics(args) => topics::run(&cli.manifest, args).await,
+            Command::Events(args) => events::run(&cli.manifest, args).await,
             Command::Render(args) => render::run(&cli.manifest, args).await,
             Command::Package(args) => package::run(&cli.manifest, args).await,
             Command::Deploy(args) => deploy::run(&cli.manifest, args).await,

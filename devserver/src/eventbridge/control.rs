@@ -1,8 +1,8 @@
 //! `/_woocom/events` on the AWS endpoint: what `woocom-dev events` asks a
 //! running stack (not an AWS path, so it cannot collide).
 //!
-//! - `GET /_woocom/events`: buses, rules with their targets, and the
-//!   deliveries that failed for good.
+//! - `GET /_woocom/events`: buses, rules with their targets, the
+//!   deliveries that failed for good, archives and replays.
 //! - `POST /_woocom/events/fire?rule=<name>[&bus=<name>]`: fires a rule now
 //!   with a `Scheduled Event`.
 //! - `GET /_woocom/events/tail[?bus=<name>]`: every event as it arrives,
@@ -39,6 +39,8 @@ async fn list(State(events): State<Arc<EventBridge>>) -> Response {
         "buses": events.buses(),
         "rules": events.all_rules(),
         "failures": events.failures(),
+        "archives": events.list_archives(),
+        "replays": events.list_replays(),
     }))
     .into_response()
 }
