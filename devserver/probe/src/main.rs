@@ -350,7 +350,10 @@ fn eventbridge_event(raw: &Value, request_id: &str) -> Result<Value, Error> {
     let event: aws_lambda_events::event::eventbridge::EventBridgeEvent =
         serde_json::from_value(raw.clone())?;
     if let Ok(path) = std::env::var("PROBE_EVENTS_LOG") {
-        let line = json!({ "request_id": request_id, "event": raw });
+        let received_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros());
+        let line = json!({ "request_id": request_id, "received_us": received_us, "event": raw });
         append_line(&path, &line)?;
     }
     if event.detail["fail"] == true {

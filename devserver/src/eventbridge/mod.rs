@@ -10,8 +10,9 @@
 //!   the background.
 //! - A function target is invoked asynchronously (the function's retry and
 //!   destination settings apply); a queue target gets the event as the
-//!   message body (a FIFO queue with the target's `MessageGroupId` and the
-//!   event id as deduplication id); a topic target gets it as the message; a
+//!   message body (a FIFO queue with the target's `MessageGroupId`; it
+//!   deduplicates by content, as EventBridge requires); a topic target gets
+//!   it as the message; a
 //!   bus target receives the event as it is.
 //! - What the target gets is the event, or the target's `Input`,
 //!   `InputPath` or `InputTransformer` ([`transform`]).
@@ -1193,9 +1194,9 @@ impl EventBridge {
                         &q,
                         SendRequest {
                             body: input,
+                            // No deduplication id: EventBridge requires a FIFO
+                            // target queue to deduplicate by content.
                             group_id: d.target.message_group_id.clone().filter(|_| fifo),
-                            dedup_id: fifo
-                                .then(|| d.event["id"].as_str().unwrap_or_default().to_owned()),
                             ..SendRequest::default()
                         },
                     )

@@ -404,6 +404,20 @@ pub(super) fn parse_rules(
                 TargetKind::Queue(q) => d.queues.get(q).is_some_and(|q| q.fifo_queue),
                 _ => false,
             };
+            if fifo_queue
+                && !d
+                    .queues
+                    .get(kind.name())
+                    .is_some_and(|q| q.content_based_deduplication)
+            {
+                return Err(at(
+                    tspan,
+                    format!(
+                        "{what}: queue `{}` is a FIFO queue; EventBridge needs content_based_deduplication = true on it",
+                        kind.name()
+                    ),
+                ));
+            }
             if fifo_queue && t.message_group_id.is_none() {
                 return Err(at(
                     tspan,
@@ -601,7 +615,7 @@ mod tests {
         assert!(err.contains("dev.toml:4:"), "{err}");
         assert!(err.contains("queue `nope` is not in [queues]"), "{err}");
         let err = parse(
-            "[queues.\"q.fifo\"]\nfifo_queue = true\n[rules.r]\nevent_pattern = '{\"a\": [1]}'\n[[rules.r.targets]]\nqueue = \"q.fifo\"\n",
+            "[queues.\"q.fifo\"]\nfifo_queue = true\ncontent_based_deduplication = true\n[rules.r]\nevent_pattern = '{\"a\": [1]}'\n[[rules.r.targets]]\nqueue = \"q.fifo\"\n",
         )
         .expect_err("group id");
         assert!(err.contains("give message_group_id"), "{err}");
