@@ -122,6 +122,8 @@ impl Compiler {
                 _ => return refuse(&here, format!("\"{key}\" must be an object or an array")),
             }
         }
+        // Exact values first: cheapest, and usually the most selective.
+        leaves.sort_by_key(|(_, field)| !is_exact(field));
         leaves.extend(nested);
         Ok(Node {
             fields: leaves,
@@ -408,6 +410,13 @@ impl Compiler {
             ),
         })
     }
+}
+
+fn is_exact(field: &Field) -> bool {
+    matches!(field, Field::Leaf(matchers) if matchers.iter().all(|m| matches!(
+        m,
+        Matcher::String(_) | Matcher::Number(..) | Matcher::Bool(_) | Matcher::Null
+    )))
 }
 
 fn title(word: &str) -> String {

@@ -12,8 +12,9 @@ use crate::wildcard::Wildcard;
 /// One level of a pattern: every field and every `$or` group must match.
 #[derive(Debug, Clone)]
 pub(crate) struct Node {
-    /// Invariant: leaves come before nested objects, so the cheap checks
-    /// (usually `source`, `detail-type`) reject most events first.
+    /// Invariant: leaves of exact values come first, then other leaves,
+    /// then nested objects, so the cheap and selective checks (usually
+    /// `source`, `detail-type`) reject most events first.
     pub fields: Vec<(String, Field)>,
     /// Each group holds two or more alternatives; one must match.
     pub any_of: Vec<Vec<Node>>,
@@ -78,7 +79,11 @@ impl Node {
         // An array of objects matches when one element matches the whole
         // level: fields from different elements never combine
         // (event-ruler's `rulesForJSONEvent` array consistency).
+        // An empty array holds no fields at all.
         if let Some(Value::Array(items)) = value {
+            if items.is_empty() {
+                return self.matches(None, limits);
+            }
             return items.iter().any(|i| self.matches(Some(i), limits));
         }
         let object = match value {
