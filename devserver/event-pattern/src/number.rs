@@ -125,10 +125,10 @@ impl NumberLimits {
         if shift > 30 {
             return Err(NumberProblem::OutOfRange);
         }
-        let micros = mantissa * 10i128.pow(shift as u32);
-        if micros > i128::from(self.max_abs) * 1_000_000 {
-            return Err(NumberProblem::OutOfRange);
-        }
+        let micros = mantissa
+            .checked_mul(10i128.pow(shift as u32))
+            .filter(|m| *m <= i128::from(self.max_abs) * 1_000_000)
+            .ok_or(NumberProblem::OutOfRange)?;
         let micros = micros as i64;
         Ok(if negative { -micros } else { micros })
     }
@@ -162,6 +162,11 @@ mod tests {
         assert_eq!(micros(json!(-5.0e9)), Ok(-5_000_000_000_000_000));
         assert_eq!(micros(json!(1e20)), Err(NumberProblem::OutOfRange));
         assert_eq!(micros(json!(u64::MAX)), Err(NumberProblem::OutOfRange));
+        // Regression: 17 significant digits scaled by 10^30 overflowed i128.
+        assert_eq!(
+            micros(json!(1.2345678901234567e40)),
+            Err(NumberProblem::OutOfRange)
+        );
     }
 
     #[test]
