@@ -4,7 +4,9 @@
 //!
 //! A pattern is parsed and checked once ([`FilterPattern::parse`]) into a
 //! tree of typed matchers; [`FilterPattern::matches`] then walks that tree
-//! against an event already parsed into a [`serde_json::Value`].
+//! against an event already parsed into a [`serde_json::Value`]; a
+//! [`PatternSet`] matches many patterns (a bus's rules) against each event,
+//! checking only those whose exact `source`-like values the event has.
 //!
 //! Operators, as EventBridge documents them:
 //! exact values (string, number, `true`, `false`, `null`, `""`); `prefix`
@@ -39,6 +41,7 @@
 mod cidr;
 mod compile;
 mod number;
+mod set;
 mod tree;
 mod wildcard;
 
@@ -49,6 +52,8 @@ use serde_json::Value;
 use crate::compile::Compiler;
 use crate::number::{EVENTBRIDGE_LIMITS, NumberLimits, SNS_LIMITS};
 use crate::tree::Node;
+
+pub use crate::set::PatternSet;
 
 /// Which service's rules a pattern is checked and matched by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

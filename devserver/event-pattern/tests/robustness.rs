@@ -6,7 +6,7 @@
 //! matches exactly what `P` matches.
 
 use serde_json::{Map, Value, json};
-use woocom_event_pattern::{Dialect, FilterPattern};
+use woocom_event_pattern::{Dialect, FilterPattern, PatternSet};
 
 const ROUNDS: usize = 20_000;
 
@@ -102,4 +102,36 @@ fn random_patterns_are_accepted_or_refused_and_never_panic() {
         }
     }
     assert!(accepted > 100, "only {accepted} random patterns were valid");
+}
+
+/// A `PatternSet` is an index, not a different matcher: it returns
+/// exactly the patterns that match one by one.
+#[test]
+fn a_pattern_set_matches_what_its_patterns_match_one_by_one() {
+    let mut rng = Lcg(11);
+    let mut patterns = Vec::new();
+    while patterns.len() < 300 {
+        let mut pattern = value(&mut rng, 4);
+        // Give many patterns an exact top-level field, the indexed case.
+        if let Value::Object(fields) = &mut pattern
+            && rng.below(2) == 0
+        {
+            let wanted: Vec<Value> = (0..1 + rng.below(2)).map(|_| scalar(&mut rng)).collect();
+            fields.insert("source".to_owned(), Value::Array(wanted));
+        }
+        if let Ok(p) = FilterPattern::parse(&pattern.to_string()) {
+            patterns.push(p);
+        }
+    }
+    let set = PatternSet::new(patterns.clone());
+    for _ in 0..ROUNDS / 4 {
+        let mut event = value(&mut rng, 4);
+        if let Value::Object(fields) = &mut event {
+            fields.insert("source".to_owned(), scalar(&mut rng));
+        }
+        let one_by_one: Vec<usize> = (0..patterns.len())
+            .filter(|&i| patterns[i].matches(&event))
+            .collect();
+        assert_eq!(set.matching(&event), one_by_one, "{event}");
+    }
 }
