@@ -442,7 +442,7 @@ fn eventbridge_manifest_renders_to_the_golden_file_with_least_privilege() {
         serde_json::json!({}),
         "a bus reference is not plain env"
     );
-    for f in ["fulfil", "audit"] {
+    for f in ["ship", "audit"] {
         assert!(
             !functions[f]["policy"].to_string().contains("events:"),
             "{f}: a rule's target needs no EventBridge permission of its own"
