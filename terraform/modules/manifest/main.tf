@@ -267,8 +267,10 @@ locals {
 
   # One per rule and target id (ids are unique within a rule). kind is
   # function, queue, topic or bus; names (and dead_letter_queue) are as in
-  # dev.toml. EventBridge takes no retry policy for a bus target.
-  # <https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html>
+  # dev.toml. A bus target is given no retry policy: AWS's CDK documents
+  # that EventBridge supports none there (its EventBus target has no
+  # retry settings), so dev.toml's is applied locally only.
+  # <https://docs.aws.amazon.com/cdk/api/v2/docs/aws-cdk-lib.aws_events_targets.EventBusProps.html>
   event_targets = merge([
     for rule, r in local.rules_declared : {
       for t in r.targets : "${rule}/${t.id}" => {

@@ -425,7 +425,7 @@ run "buses_rules_and_targets" {
   }
 
   # Bus targets: a role per target bus, allowed PutEvents on that bus only;
-  # no retry policy (EventBridge takes none for a bus target).
+  # no retry policy (see modules/manifest's event_targets).
   assert {
     condition = (
       module.events.targets["order-placed/to-partners"].arn == "arn:aws:events:eu-west-1:123456789012:event-bus/woocom-dev-alice-partners"
