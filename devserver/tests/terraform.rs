@@ -56,7 +56,26 @@ fn check_least_privilege(rendered: &Value) {
         .as_object()
         .expect("deploy.functions");
     assert!(!functions.is_empty());
+    let buses: BTreeSet<&str> = rendered["buses"]
+        .as_object()
+        .map(|b| b.keys().map(String::as_str).collect())
+        .unwrap_or_default();
     for (name, f) in functions {
+        // The buses its env references: it may put events there only.
+        let referenced_buses: BTreeSet<String> = f["bus_env"]
+            .as_object()
+            .expect("bus_env")
+            .values()
+            .filter_map(Value::as_str)
+            .inspect(|b| {
+                assert!(
+                    *b == "default" || buses.contains(b),
+                    "{name}: bus_env names undeclared bus {b}"
+                );
+            })
+            .map(|b| arn("bus", b))
+            .collect();
+        let mut granted_buses = BTreeSet::new();
         let used: BTreeSet<&str> = f["table_env"]
             .as_object()
             .expect("table_env")
@@ -203,6 +222,15 @@ fn check_least_privilege(rendered: &Value) {
                     granted_destinations.insert((*r).to_owned());
                 }
                 continue;
+            } else if actions == render::BUS_PUT_ACTIONS {
+                for r in &resources {
+                    assert!(
+                        referenced_buses.contains(*r),
+                        "{name}: PutEvents on {r}, not a bus its env references"
+                    );
+                    granted_buses.insert((*r).to_owned());
+                }
+                continue;
             } else if actions == ["execute-api:ManageConnections"] {
                 assert!(websocket, "{name}: @connections without a WebSocket API");
                 assert!(
@@ -239,16 +267,26 @@ fn check_least_privilege(rendered: &Value) {
             granted_destinations, destinations,
             "{name}: every destination, and only those"
         );
+        assert_eq!(
+            granted_buses, referenced_buses,
+            "{name}: every bus in its env, and only those"
+        );
     }
 }
 
-/// A rendered ARN template of the stack's queue, topic or function.
+/// A rendered ARN template of the stack's queue, topic, function or bus.
 fn arn(kind: &str, name: &str) -> String {
     match kind {
         "queue" => format!("arn:${{partition}}:sqs:${{region}}:${{account_id}}:${{prefix}}-{name}"),
         "topic" => format!("arn:${{partition}}:sns:${{region}}:${{account_id}}:${{prefix}}-{name}"),
         "function" => format!(
             "arn:${{partition}}:lambda:${{region}}:${{account_id}}:function:${{prefix}}-{name}"
+        ),
+        "bus" if name == "default" => {
+            "arn:${partition}:events:${region}:${account_id}:event-bus/default".to_owned()
+        }
+        "bus" => format!(
+            "arn:${{partition}}:events:${{region}}:${{account_id}}:event-bus/${{prefix}}-{name}"
         ),
         other => panic!("unknown destination kind {other}"),
     }
@@ -379,6 +417,61 @@ fn events_manifest_renders_to_the_golden_file_with_least_privilege() {
     assert!(!statements("audit").contains("lambda:InvokeFunction"));
 
     assert_golden(&rendered, &fixtures.join("events-rendered.json"), &source);
+}
+
+/// Custom buses, rules on them and on the default bus (a pattern, a
+/// schedule), targets of every kind with their input, retry policy and
+/// dead-letter queue, and a function whose env references a bus: the
+/// stack must plan and apply them (terraform/stack/tests), and the
+/// function may put events on that bus only.
+#[test]
+fn eventbridge_manifest_renders_to_the_golden_file_with_least_privilege() {
+    let fixtures = repo().join("terraform/tests/fixtures");
+    let source = fixtures.join("eventbridge-manifest.toml");
+    let manifest = Manifest::load(&source).expect("eventbridge-manifest.toml");
+    let rendered = render::render(&manifest).expect("render");
+    check_least_privilege(&rendered);
+
+    let functions = &rendered["deploy"]["functions"];
+    assert_eq!(
+        functions["orders"]["bus_env"],
+        serde_json::json!({"EVENT_BUS_NAME": "shop"})
+    );
+    assert_eq!(
+        functions["orders"]["env"],
+        serde_json::json!({}),
+        "a bus reference is not plain env"
+    );
+    for f in ["ship", "audit"] {
+        assert!(
+            !functions[f]["policy"].to_string().contains("events:"),
+            "{f}: a rule's target needs no EventBridge permission of its own"
+        );
+    }
+    let rules = &rendered["rules"];
+    assert_eq!(rules["order-placed"]["bus"], "shop");
+    assert_eq!(
+        rules["order-placed"]["targets"].as_array().map(Vec::len),
+        Some(5)
+    );
+    assert_eq!(
+        rules["order-placed"]["targets"][3],
+        serde_json::json!({
+            "id": "to-partners", "kind": "bus", "name": "partners", "input": null,
+            "input_path": null, "input_transformer": null, "message_group_id": null,
+            "retry_policy": {"maximum_retry_attempts": 185, "maximum_event_age_in_seconds": 86400},
+            "dead_letter_queue": null,
+        })
+    );
+    assert_eq!(rules["nightly"]["bus"], "default");
+    assert_eq!(rules["nightly"]["state"], "DISABLED");
+    assert_eq!(rules["nightly"]["event_pattern"], Value::Null);
+
+    assert_golden(
+        &rendered,
+        &fixtures.join("eventbridge-rendered.json"),
+        &source,
+    );
 }
 
 #[test]

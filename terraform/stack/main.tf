@@ -121,6 +121,25 @@ module "messaging" {
   topic_subscriptions = module.manifest.topic_subscriptions
   function_arns       = module.functions.arns
   function_names      = module.functions.names
+  rule_arns           = module.events.rule_arns
+  event_topic_kms_key = var.event_topic_kms_key
+}
+
+module "events" {
+  source = "../modules/events"
+
+  buses                = module.manifest.buses
+  rules                = module.manifest.rules
+  targets              = module.manifest.event_targets
+  partition            = data.aws_partition.current.partition
+  region               = local.region
+  account_id           = data.aws_caller_identity.current.account_id
+  prefix               = local.prefix
+  function_arns        = module.functions.arns
+  function_names       = module.functions.names
+  queue_arns           = module.messaging.queue_arns
+  topic_arns           = module.messaging.topic_arns
+  permissions_boundary = coalesce(var.permissions_boundary, module.access.boundary_arn)
 }
 
 module "rest_api" {

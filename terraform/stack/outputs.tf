@@ -46,6 +46,16 @@ output "topic_arns" {
   value       = module.messaging.topic_arns
 }
 
+output "event_bus_names" {
+  description = "Bus (as in dev.toml, `default` included) => name in AWS (what a function's bus reference is set to)."
+  value       = module.manifest.bus_names
+}
+
+output "event_rule_arns" {
+  description = "[rules] (as in dev.toml) => ARN."
+  value       = module.events.rule_arns
+}
+
 output "alerts_topic_arn" {
   value = module.monitoring.topic_arn
 }

@@ -89,3 +89,9 @@ variable "permissions_boundary" {
   type        = string
   default     = null
 }
+
+variable "event_topic_kms_key" {
+  description = "Customer managed KMS key of the topics EventBridge rules publish to (its policy must let events.amazonaws.com use kms:GenerateDataKey and kms:Decrypt); null leaves those topics unencrypted, as EventBridge cannot use the AWS managed alias/aws/sns."
+  type        = string
+  default     = null
+}

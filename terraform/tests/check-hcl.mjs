@@ -68,13 +68,16 @@ async function load(dir) {
 const META = new Set(["source", "version", "count", "for_each", "depends_on", "providers", "file"]);
 const stripComments = (text) =>
   text.split("\n").map((line) => line.replace(/(^|\s)(#|\/\/).*$/, "$1")).join("\n");
+// A moved block's `from` is an address that no longer exists by design;
+// its `to` is checked like any reference.
+const stripMovedFrom = (code) => code.replace(/(\bmoved\s*\{[^}]*?)\bfrom\s*=[^\n]*/g, "$1");
 
 const dirs = tfDirs(root);
 for (const dir of dirs) await load(dir);
 for (const dir of dirs) {
   const m = modules.get(dir);
   for (const { file, text } of m.files) {
-    const code = stripComments(text);
+    const code = stripMovedFrom(stripComments(text));
     for (const [, name] of code.matchAll(/(?<![\w.$])var\.([A-Za-z_][\w-]*)/g))
       if (!m.variables.has(name)) problem(file, `var.${name} is not declared in ${relative(root, dir)}`);
     for (const [, name] of code.matchAll(/(?<![\w.$])local\.([A-Za-z_][\w-]*)/g))

@@ -44,6 +44,9 @@ for name, f in outputs["functions"].items():
     check(f["name"] == f"{PREFIX}-{name}", f"function {name}: name")
     for k, table in d["table_env"].items():
         check(f["env"].get(k) == f"{PREFIX}-{table}", f"function {name}: env {k}={f['env'].get(k)}")
+    for k, bus in d.get("bus_env", {}).items():
+        want = "default" if bus == "default" else f"{PREFIX}-{bus}"
+        check(f["env"].get(k) == want, f"function {name}: env {k}={f['env'].get(k)}, want {want}")
     for k, v in d["env"].items():
         check(f["env"].get(k) == v, f"function {name}: env {k}")
     if d["websocket_endpoint"]:
@@ -55,7 +58,9 @@ for name, f in outputs["functions"].items():
     policy = json.loads(f["policy"])
     for s in policy["Statement"]:
         for r in s["Resource"]:
-            check(re.match(r"^arn:aws:(logs|dynamodb|sqs|sns|lambda|execute-api):eu-west-1:123456789012:", r), f"{name}: {r}")
+            check(re.match(r"^arn:aws:(logs|dynamodb|sqs|sns|lambda|execute-api|events):eu-west-1:123456789012:", r), f"{name}: {r}")
+            if ":events:" in r:
+                check(r.endswith(":event-bus/default") or f":event-bus/{PREFIX}-" in r, f"{name}: {r} is not the stack's")
             if ":dynamodb:" in r:
                 check(f":table/{PREFIX}-" in r, f"{name}: {r}")
             if re.match(r"^arn:aws:(sqs|sns):", r):
@@ -135,6 +140,9 @@ for name, q in (rendered.get("queues") or {}).items():
     senders = sorted({t for t, topic in (rendered.get("topics") or {}).items() for s in topic["subscriptions"]
                       if (s["protocol"] == "sqs" and s["endpoint"] == name) or s.get("dead_letter_queue") == name})
     check(out["topic_publishers"] == senders, f"queue {name}: publishers {out['topic_publishers']} != {senders}")
+    rules = sorted({r for r, rule in (rendered.get("rules") or {}).items() for t in rule["targets"]
+                    if (t["kind"] == "queue" and t["name"] == name) or t.get("dead_letter_queue") == name})
+    check(out["event_rules"] == rules, f"queue {name}: event rules {out['event_rules']} != {rules}")
 check(set(topics) == set(rendered.get("topics") or {}), "topics")
 declared_subs = [(t, s) for t, topic in (rendered.get("topics") or {}).items() for s in topic["subscriptions"]]
 check(len(outputs["topic_subscriptions"]) == len(declared_subs), "one subscription per declared one")
@@ -148,6 +156,36 @@ for t, s in declared_subs:
         if s.get("filter_policy"):
             check(isinstance(json.loads(out["filter_policy"]), dict), f"topic {t}: filter policy is JSON")
 
+# Buses and rules: custom buses under the prefix (never `default`),
+# rules under the prefix on their bus, one target per rule and id, no
+# retry policy on bus targets; topics know the rules publishing to them.
+buses, rules, targets = outputs["buses"], outputs["rules"], outputs["event_targets"]
+check(set(buses) == set(rendered.get("buses") or {}) and "default" not in buses, f"buses {sorted(buses)}")
+for name, b in buses.items():
+    check(b["name"] == f"{PREFIX}-{name}", f"bus {name}: name {b['name']}")
+check(outputs["bus_names"].get("default") == "default", "the default bus keeps its name")
+check(set(rules) == set(rendered.get("rules") or {}), f"rules {sorted(rules)}")
+declared_targets = {}
+for name, r in (rendered.get("rules") or {}).items():
+    out = rules[name]
+    check(out["name"] == f"{PREFIX}-{name}", f"rule {name}: name {out['name']}")
+    check(out["bus_name"] == ("default" if r["bus"] == "default" else f"{PREFIX}-{r['bus']}"), f"rule {name}: bus {out['bus_name']}")
+    for field in ["event_pattern", "schedule_expression", "state", "description"]:
+        check(out[field] == r.get(field), f"rule {name}: {field} {out[field]} != {r.get(field)}")
+    for t in r["targets"]:
+        declared_targets[f"{name}/{t['id']}"] = t
+check(set(targets) == set(declared_targets), f"event targets {sorted(targets)} != {sorted(declared_targets)}")
+for key, t in declared_targets.items():
+    out = targets.get(key) or {}
+    for field in ["kind", "name", "input", "input_path", "input_transformer", "message_group_id", "dead_letter_queue"]:
+        check(out.get(field) == t.get(field), f"target {key}: {field} {out.get(field)} != {t.get(field)}")
+    want_retry = None if t["kind"] == "bus" else t["retry_policy"]
+    check(out.get("retry_policy") == want_retry, f"target {key}: retry_policy {out.get('retry_policy')}")
+for name, topic in outputs["topics"].items():
+    want = sorted({r for r, rule in (rendered.get("rules") or {}).items() for t in rule["targets"]
+                   if t["kind"] == "topic" and t["name"] == name})
+    check(topic["event_rules"] == want, f"topic {name}: event rules {topic['event_rules']} != {want}")
+
 if "websocket" in rendered:
     check((outputs.get("websocket") or {}).get("routes") == rendered["websocket"]["routes"], "websocket routes")
 else:
@@ -158,4 +196,5 @@ if problems:
         print(f"error: {p}", file=sys.stderr)
     sys.exit(1)
 print(f"manifest module: {sys.argv[2]}: {len(outputs['functions'])} functions, {len(rendered['routes'])} routes, "
-      f"{len(outputs['tables'])} tables, {len(subs)} subscriptions, {len(queues)} queues, {len(topics)} topics checked")
+      f"{len(outputs['tables'])} tables, {len(subs)} subscriptions, {len(queues)} queues, {len(topics)} topics, "
+      f"{len(buses)} buses, {len(rules)} rules, {len(targets)} event targets checked")

@@ -241,6 +241,14 @@ OWN_ONLY = [
     ("sqs:DeleteQueue", "arn:aws:sqs:{r}:{a}:{p}-notify-orders-failures", {}),
     ("sns:CreateTopic", "arn:aws:sns:{r}:{a}:{p}-alerts", {}),
     ("sns:Subscribe", "arn:aws:sns:{r}:{a}:{p}-alerts", {}),
+    ("events:CreateEventBus", "arn:aws:events:{r}:{a}:event-bus/{p}-shop", {}),
+    ("events:DeleteEventBus", "arn:aws:events:{r}:{a}:event-bus/{p}-shop", {}),
+    ("events:PutRule", "arn:aws:events:{r}:{a}:rule/{p}-shop/{p}-order-placed", {}),
+    ("events:PutRule", "arn:aws:events:{r}:{a}:rule/{p}-nightly", {}),
+    ("events:PutTargets", "arn:aws:events:{r}:{a}:rule/{p}-shop/{p}-order-placed", {}),
+    ("events:RemoveTargets", "arn:aws:events:{r}:{a}:rule/{p}-nightly", {}),
+    ("events:DeleteRule", "arn:aws:events:{r}:{a}:rule/{p}-shop/{p}-order-placed", {}),
+    ("iam:PassRole", "arn:aws:iam::{a}:role/{p}-events-to-partners", {"iam:PassedToService": "events.amazonaws.com"}),
     ("lambda:CreateFunction", "arn:aws:lambda:{r}:{a}:function:{p}-products", {}),
     ("lambda:UpdateFunctionCode", "arn:aws:lambda:{r}:{a}:function:{p}-products", {}),
     ("lambda:AddPermission", "arn:aws:lambda:{r}:{a}:function:{p}-products", {}),
@@ -318,6 +326,11 @@ NOBODY = [
     ("iam:CreatePolicyVersion", "arn:aws:iam::{a}:policy/woocom/{p}-boundary-{r}", {}),
     ("iam:DeletePolicy", "arn:aws:iam::{a}:policy/woocom/{p}-boundary-{r}", {}),
     ("iam:PassRole", "arn:aws:iam::{a}:role/{p}-products", {"iam:PassedToService": "ec2.amazonaws.com"}),
+    # Only the bus targets' roles go to EventBridge.
+    ("iam:PassRole", "arn:aws:iam::{a}:role/{p}-products", {"iam:PassedToService": "events.amazonaws.com"}),
+    # The account's default bus and its rules of other origin.
+    ("events:TagResource", "arn:aws:events:{r}:{a}:event-bus/default", {}),
+    ("events:PutRule", "arn:aws:events:{r}:{a}:rule/someone-elses-rule", {}),
     ("iam:CreateUser", "arn:aws:iam::{a}:user/{p}-x", {}),
     ("iam:CreateAccessKey", "arn:aws:iam::{a}:user/admin", {}),
     ("iam:UpdateAssumeRolePolicy", "arn:aws:iam::{a}:role/woocom-github-deploy-production-{r}", {}),
@@ -463,6 +476,8 @@ def main():
                                 problems.append(f"{x} boundary: refuses {fname}'s {action} on {resource} ({path})")
                             if resource.startswith("arn:aws:execute-api:"):
                                 continue  # API ids are not stack names (see the boundary's Connections)
+                            if resource == f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default":
+                                continue  # the account's bus, every stack's (see OwnBusesAndTheDefaultBus)
                             for y in names:
                                 if y != x:
                                     checked += 1

@@ -4,7 +4,8 @@
 //! The file is the parsed [`Manifest`] serialized as it is (so a section
 //! added to the manifest types appears here without touching this code),
 //! plus a `deploy` section derived from it: per function, the environment
-//! with table references resolved and the least-privilege IAM policy.
+//! with table and bus references resolved and the least-privilege IAM
+//! policy.
 //!
 //! Derived data is read from the serialized JSON, not from the Rust types,
 //! so sections that other parts of the manifest add later (`websocket`,
@@ -30,11 +31,27 @@
 //! HTTP(S) topic subscription to a loopback address, which SNS in AWS
 //! cannot reach.
 //!
+//! ## Event buses and rules
+//!
+//! `[buses]` are deployed as `<prefix>-<name>` too, and `[rules]` as
+//! `<prefix>-<name>` on their bus (terraform/modules/events); `default` is
+//! the account's own bus, never created. The rule for functions that put
+//! events mirrors tables': **a function env value exactly equal to a
+//! declared bus name, or `default`, is a reference to that bus**.
+//! Terraform sets it to the deployed bus's name (`default` stays
+//! `default`), and the function's role may `events:PutEvents` on that bus
+//! and no other. (So an env value `default` meant as something else also
+//! grants PutEvents on the default bus: spell such a setting otherwise.) A
+//! value naming both a table and a bus is refused, as is a rule name that
+//! would not fit EventBridge's 64 characters once prefixed for production
+//! ([`LONGEST_FIXED_PREFIX`]; a developer stack's possibly longer prefix
+//! is checked by Terraform, which knows it).
+//!
 //! ## IAM
 //!
 //! Resource ARNs in the rendered policies are templates with the
 //! placeholders in [`PLACEHOLDERS`], which the `functions` module fills.
-//! Besides its tables, logs and @connections, a function's role may
+//! Besides its tables, buses, logs and @connections, a function's role may
 //! receive from the queues its SQS mappings read, and send to, publish to
 //! or invoke exactly the destinations dev.toml names for it (stream
 //! mappings' `on_failure`, `on_success` / `on_failure` / `dead_letter` of
@@ -112,6 +129,22 @@ pub const FUNCTION_INVOKE_ACTIONS: &[&str] = &["lambda:InvokeFunction"];
 /// The name the stack's alarm topic takes (`<prefix>-alerts`,
 /// terraform/modules/monitoring): no `[topics]` entry may have it.
 pub const ALERTS_TOPIC: &str = "alerts";
+
+/// Putting events on a bus the function's env references.
+/// <https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-identity-based.html>
+pub const BUS_PUT_ACTIONS: &[&str] = &["events:PutEvents"];
+
+/// The bus every account has: referenced, never created.
+pub const DEFAULT_BUS: &str = crate::manifest::events::DEFAULT_BUS;
+
+/// EventBridge's longest rule name (a bus may have 256 characters, and
+/// dev.toml's are 64 at most before the prefix).
+/// <https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutRule.html>
+pub const MAX_EVENTS_NAME: usize = 64;
+
+/// The longest prefix of the stacks every manifest must deploy to
+/// (`woocom-production-`); developer stacks' are checked by Terraform.
+pub const LONGEST_FIXED_PREFIX: &str = "woocom-production-";
 
 /// Writing to the function's own log group, which Terraform creates (so
 /// no `logs:CreateLogGroup`).
@@ -290,6 +323,8 @@ fn derive(sections: &Map<String, Value>) -> Result<Value, String> {
     let declared_tables = object("tables");
     let declared_queues = object("queues");
     let declared_topics = object("topics");
+    let declared_buses = object("buses");
+    let is_bus = |value: &str| value == DEFAULT_BUS || declared_buses.contains_key(value);
     let websocket = sections.get("websocket").filter(|w| !w.is_null());
     let websocket_functions: BTreeSet<String> = websocket
         .and_then(|w| w.get("routes"))
@@ -301,11 +336,13 @@ fn derive(sections: &Map<String, Value>) -> Result<Value, String> {
 
     let subscriptions = subscriptions(sections, declared_queues, declared_topics)?;
     check_topics(declared_topics)?;
+    check_event_names(sections)?;
 
     let mut functions = Map::new();
     for (name, function) in object("functions") {
         let mut plain = BTreeMap::new();
         let mut table_env = BTreeMap::new();
+        let mut bus_env = BTreeMap::new();
         let env = function
             .get("env")
             .and_then(Value::as_object)
@@ -314,8 +351,14 @@ fn derive(sections: &Map<String, Value>) -> Result<Value, String> {
             let Some(value) = value.as_str() else {
                 return Err(format!("function `{name}`: env `{key}` is not a string"));
             };
-            if declared_tables.contains_key(value) {
+            if declared_tables.contains_key(value) && is_bus(value) {
+                return Err(format!(
+                    "function `{name}`: env `{key}` = \"{value}\" names both [tables.{value}] and the bus `{value}`; rename the table or the bus so the reference is clear"
+                ));
+            } else if declared_tables.contains_key(value) {
                 table_env.insert(key.clone(), value.to_owned());
+            } else if is_bus(value) {
+                bus_env.insert(key.clone(), value.to_owned());
             } else {
                 plain.insert(key.clone(), value.to_owned());
             }
@@ -363,6 +406,15 @@ fn derive(sections: &Map<String, Value>) -> Result<Value, String> {
                     "Resource": [format!("{arn}/index/*")],
                 }));
             }
+        }
+        let buses: BTreeSet<String> = bus_env.values().map(|b| bus_arn(b)).collect();
+        if !buses.is_empty() {
+            statements.push(json!({
+                "Sid": "PutEvents",
+                "Effect": "Allow",
+                "Action": BUS_PUT_ACTIONS,
+                "Resource": buses,
+            }));
         }
         let streamed: BTreeSet<&str> = subscribed
             .iter()
@@ -457,6 +509,7 @@ fn derive(sections: &Map<String, Value>) -> Result<Value, String> {
                 "timeout": timeout.ceil() as u64,
                 "env": plain,
                 "table_env": table_env,
+                "bus_env": bus_env,
                 "websocket_endpoint": manages_connections,
                 "policy": {
                     "Version": "2012-10-17",
@@ -685,6 +738,35 @@ fn table_arn(table: &str) -> String {
     format!("arn:${{partition}}:dynamodb:${{region}}:${{account_id}}:table/${{prefix}}-{table}")
 }
 
+/// A bus of the stack, or the account's default bus.
+fn bus_arn(bus: &str) -> String {
+    if bus == DEFAULT_BUS {
+        "arn:${partition}:events:${region}:${account_id}:event-bus/default".to_owned()
+    } else {
+        format!("arn:${{partition}}:events:${{region}}:${{account_id}}:event-bus/${{prefix}}-{bus}")
+    }
+}
+
+/// Rule names EventBridge would refuse once prefixed: longer than
+/// [`MAX_EVENTS_NAME`] under [`LONGEST_FIXED_PREFIX`].
+fn check_event_names(sections: &Map<String, Value>) -> Result<(), String> {
+    let limit = MAX_EVENTS_NAME - LONGEST_FIXED_PREFIX.len();
+    let names = sections
+        .get("rules")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flat_map(|m| m.keys());
+    for name in names {
+        if name.len() > limit {
+            return Err(format!(
+                "[rules.{name}]: in AWS the rule is `<prefix>-{name}` (`{LONGEST_FIXED_PREFIX}{name}` in production, {} characters), and EventBridge allows {MAX_EVENTS_NAME}; shorten the name to {limit} characters or fewer",
+                LONGEST_FIXED_PREFIX.len() + name.len()
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn queue_arn(queue: &str) -> String {
     format!("arn:${{partition}}:sqs:${{region}}:${{account_id}}:${{prefix}}-{queue}")
 }
@@ -905,6 +987,86 @@ on_failure = "topic:events"
         assert!(is_loopback_url("https://localhost/x"));
         assert!(is_loopback_url("http://[::1]:8080/"));
         assert!(!is_loopback_url("https://hooks.example.com/127.0.0.1"));
+    }
+
+    const BUSES: &str = r#"
+[functions.orders]
+crate = "woocom-orders"
+env = { EVENT_BUS_NAME = "shop", AUDIT_BUS = "default", ORDERS_TABLE = "orders", MODE = "shop-mode" }
+
+[functions.fulfil]
+crate = "woocom-orders"
+env = { MODE = "Default" }
+
+[tables.orders]
+partition_key = { name = "pk" }
+
+[buses.shop]
+
+[rules.order-placed]
+bus = "shop"
+event_pattern = '{"source": ["woocom.orders"]}'
+
+[[rules.order-placed.targets]]
+function = "fulfil"
+"#;
+
+    #[test]
+    fn bus_references_grant_put_events_on_exactly_those_buses() {
+        let out = render(&manifest(BUSES)).expect("render");
+        let orders = &out["deploy"]["functions"]["orders"];
+        assert_eq!(
+            orders["bus_env"],
+            json!({"AUDIT_BUS": "default", "EVENT_BUS_NAME": "shop"})
+        );
+        assert_eq!(orders["table_env"], json!({"ORDERS_TABLE": "orders"}));
+        assert_eq!(orders["env"], json!({"MODE": "shop-mode"}));
+        assert_eq!(
+            statement(&out, "orders", "PutEvents"),
+            json!({
+                "Sid": "PutEvents",
+                "Effect": "Allow",
+                "Action": ["events:PutEvents"],
+                "Resource": [
+                    "arn:${partition}:events:${region}:${account_id}:event-bus/${prefix}-shop",
+                    "arn:${partition}:events:${region}:${account_id}:event-bus/default",
+                ],
+            })
+        );
+        // A rule's target is invoked by EventBridge, not given PutEvents;
+        // and only the exact name `default` refers to the default bus.
+        assert!(statement(&out, "fulfil", "PutEvents").is_null());
+        assert_eq!(out["deploy"]["functions"]["fulfil"]["bus_env"], json!({}));
+        assert_eq!(out["rules"]["order-placed"]["bus"], json!("shop"));
+        assert_eq!(
+            out["rules"]["order-placed"]["event_pattern"],
+            json!("{\"source\": [\"woocom.orders\"]}")
+        );
+    }
+
+    #[test]
+    fn an_env_value_naming_a_table_and_a_bus_is_refused() {
+        let text = "[functions.f]\ncrate = \"c\"\nenv = { X = \"shop\" }\n[tables.shop]\npartition_key = { name = \"id\" }\n[buses.shop]\n";
+        let err = render(&manifest(text)).expect_err("refused").to_string();
+        assert!(
+            err.contains("env `X`") && err.contains("[tables.shop]"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_rule_name_too_long_once_prefixed_is_refused() {
+        let long = "r".repeat(MAX_EVENTS_NAME - LONGEST_FIXED_PREFIX.len() + 1);
+        let text = format!(
+            "[functions.f]\ncrate = \"c\"\n[rules.{long}]\nevent_pattern = '{{\"source\": [\"a\"]}}'\n"
+        );
+        let err = render(&manifest(&text)).expect_err("refused").to_string();
+        assert!(err.contains(&format!("[rules.{long}]")), "{err}");
+        let fits = &long[1..];
+        let text = format!(
+            "[functions.f]\ncrate = \"c\"\n[rules.{fits}]\nevent_pattern = '{{\"source\": [\"a\"]}}'\n"
+        );
+        render(&manifest(&text)).expect("46 characters fit");
     }
 
     #[test]

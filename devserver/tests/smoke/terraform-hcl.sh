@@ -64,7 +64,7 @@ echo "terraform-hcl: $(terraform version | head -n1)"
 terraform fmt -check -recursive terraform
 export TF_DATA_DIR="$scratch/tfdata"
 terraform -chdir=terraform/tests/manifest init -input=false -no-color >/dev/null
-for rendered in "$root/terraform/manifest.json" "$root/terraform/tests/fixtures/full-rendered.json" "$root/terraform/tests/fixtures/events-rendered.json"; do
+for rendered in "$root/terraform/manifest.json" "$root/terraform/tests/fixtures/full-rendered.json" "$root/terraform/tests/fixtures/events-rendered.json" "$root/terraform/tests/fixtures/eventbridge-rendered.json"; do
     state="$scratch/$(basename "$rendered").tfstate"
     terraform -chdir=terraform/tests/manifest apply -input=false -auto-approve -no-color \
         -state="$state" -var "manifest_file=$rendered" >"$scratch/apply.log" 2>&1 || {

@@ -125,7 +125,7 @@ terraform -chdir=terraform/tests/policies apply -input=false -auto-approve -no-c
     exit 1
 }
 terraform -chdir=terraform/tests/policies output -state="$scratch/policies.tfstate" -json stacks >"$scratch/stacks.json"
-manifests=(terraform/manifest.json terraform/tests/fixtures/full-rendered.json terraform/tests/fixtures/minimal-rendered.json terraform/tests/fixtures/events-rendered.json)
+manifests=(terraform/manifest.json terraform/tests/fixtures/full-rendered.json terraform/tests/fixtures/minimal-rendered.json terraform/tests/fixtures/events-rendered.json terraform/tests/fixtures/eventbridge-rendered.json)
 python3 terraform/tests/check-policies.py --emit "$scratch/requests.json" "$scratch/stacks.json" "${manifests[@]}"
 
 # The evaluation must fail on a staging policy that reaches every stack's

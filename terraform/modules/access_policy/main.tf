@@ -64,6 +64,7 @@ locals {
   apigw  = "arn:${local.p}:apigateway:${var.region}::"
   lambda = "arn:${local.p}:lambda:${local.here}"
   logs   = "arn:${local.p}:logs:${local.here}:log-group"
+  events = "arn:${local.p}:events:${local.here}"
 
   # IAM objects are global, bootstrap runs once per region: the region is
   # part of every name it creates.
@@ -100,6 +101,15 @@ locals {
         Effect   = "Allow"
         Action   = ["sns:*"]
         Resource = ["arn:${local.p}:sns:${local.here}:${local.prefix}-*"]
+      },
+      {
+        # Buses and rules by name: a rule's ARN is rule/<rule> on the
+        # default bus and rule/<bus>/<rule> on a custom one, both named
+        # <prefix>-…; targets are changed through their rule.
+        Sid      = "StackEventBusesAndRules"
+        Effect   = "Allow"
+        Action   = ["events:*"]
+        Resource = ["${local.events}:event-bus/${local.prefix}-*", "${local.events}:rule/${local.prefix}-*"]
       },
       {
         Sid      = "StackFunctions"
@@ -332,6 +342,14 @@ locals {
         Condition = { StringEquals = { "iam:PassedToService" = "lambda.amazonaws.com" } }
       },
       {
+        # The roles EventBridge sends to a bus target with (modules/events).
+        Sid       = "PassBusTargetRolesToEventBridge"
+        Effect    = "Allow"
+        Action    = ["iam:PassRole"]
+        Resource  = ["${local.iam}:role/${local.prefix}-events-to-*"]
+        Condition = { StringEquals = { "iam:PassedToService" = "events.amazonaws.com" } }
+      },
+      {
         # The stack looks for bootstrap's API Gateway logging role of its
         # region (terraform/stack, data.aws_iam_roles): names only.
         Sid      = "ListRoles"
@@ -403,6 +421,15 @@ locals {
         Effect   = "Allow"
         Action   = ["sns:Publish"]
         Resource = ["arn:${local.p}:sns:${local.here}:${local.prefix}-*"]
+      },
+      {
+        # Functions whose env references a bus, and the roles EventBridge
+        # sends to a bus target with; the default bus is the account's,
+        # shared by every stack.
+        Sid      = "OwnBusesAndTheDefaultBus"
+        Effect   = "Allow"
+        Action   = ["events:PutEvents"]
+        Resource = ["${local.events}:event-bus/${local.prefix}-*", "${local.events}:event-bus/default"]
       },
       {
         # Function destinations of asynchronous invocations.

@@ -1,9 +1,9 @@
 # Lambda functions on provided.al2023: the zips `woocom-dev package` wrote,
 # one IAM role per function with the policy rendered from dev.toml (only the
-# tables, indexes, streams, queues it polls, destinations and @connections
-# it uses), a log group with retention, and what Lambda does with its
-# asynchronous invocations (retries, event age, destinations, dead-letter
-# queue or topic).
+# tables, indexes, streams, queues it polls, destinations, buses it puts
+# events on and @connections it uses), a log group with retention, and what
+# Lambda does with its asynchronous invocations (retries, event age,
+# destinations, dead-letter queue or topic).
 
 terraform {
   required_version = ">= 1.5.0"

@@ -115,12 +115,13 @@ locals {
         on_failure                   = try(f.event_invoke.on_failure, null)
         dead_letter                  = try(f.event_invoke.dead_letter, null)
       }
-      # dev.toml's env; values naming a declared table become the deployed
-      # table's name; functions that post to @connections get the
-      # management endpoint.
+      # dev.toml's env; values naming a declared table or bus become the
+      # deployed table's or bus's name (`default` stays `default`);
+      # functions that post to @connections get the management endpoint.
       env = merge(
         local.deploy.functions[name].env,
         { for k, t in local.deploy.functions[name].table_env : k => local.tables[t].name },
+        { for k, b in try(local.deploy.functions[name].bus_env, {}) : k => local.bus_names[b] },
         { for k, v in { WOOCOM_WEBSOCKET_ENDPOINT = local.websocket_endpoint } : k => v if local.deploy.functions[name].websocket_endpoint && v != "" },
       )
       policy = replace(replace(replace(replace(replace(replace(
@@ -192,12 +193,14 @@ locals {
       redrive_allow_policy = try(q.redrive_allow_policy, null)
       source_queues        = try(q.source_queues, [])
       topic_publishers     = local.queue_publishers[name]
+      event_rules          = local.queue_event_rules[name]
     }
   }
 
   # Queues of [queues] that receive failures: redrive targets, topic
   # subscriptions' dead-letter queues, functions' dead_letter and
-  # on_failure queues, stream mappings' on_failure queues. A message there
+  # on_failure queues, stream mappings' on_failure queues, EventBridge
+  # targets' dead-letter queues. A message there
   # is work that failed for good (modules/monitoring alarms on depth).
   dead_letter_queues = sort(distinct(concat(
     [for q in values(try(local.m.queues, {})) : q.redrive_policy.dead_letter_queue if try(q.redrive_policy, null) != null],
@@ -205,6 +208,7 @@ locals {
     [for f in values(local.functions) : f.event_invoke.dead_letter.name if try(f.event_invoke.dead_letter.kind, "") == "queue"],
     [for f in values(local.functions) : f.event_invoke.on_failure.name if try(f.event_invoke.on_failure.kind, "") == "queue"],
     [for s in values(local.subscriptions) : s.on_failure.name if try(s.on_failure.kind, "") == "queue" && !try(s.on_failure.dedicated, true)],
+    [for t in values(local.event_targets) : t.dead_letter_queue if t.dead_letter_queue != null],
   )))
 
   topics = {
@@ -212,6 +216,7 @@ locals {
       name                        = "${var.prefix}-${name}"
       fifo_topic                  = t.fifo_topic
       content_based_deduplication = t.content_based_deduplication
+      event_rules                 = local.topic_event_rules[name]
     }
   }
 
@@ -230,6 +235,72 @@ locals {
       }
     }
   ]...)
+
+  # ---- EventBridge (modules/events) -----------------------------------
+  buses_declared = try(local.m.buses, {})
+  rules_declared = try(local.m.rules, {})
+
+  # Bus as dev.toml names it => its name in AWS.
+  bus_names = merge(
+    { default = "default" },
+    { for name, _ in local.buses_declared : name => "${var.prefix}-${name}" },
+  )
+
+  buses = {
+    for name, b in local.buses_declared : name => {
+      name        = local.bus_names[name]
+      description = try(b.description, null)
+    }
+  }
+
+  rules = {
+    for name, r in local.rules_declared : name => {
+      name                = "${var.prefix}-${name}"
+      bus                 = r.bus
+      bus_name            = local.bus_names[r.bus]
+      description         = try(r.description, null)
+      event_pattern       = try(r.event_pattern, null)
+      schedule_expression = try(r.schedule_expression, null)
+      state               = r.state
+    }
+  }
+
+  # One per rule and target id (ids are unique within a rule). kind is
+  # function, queue, topic or bus; names (and dead_letter_queue) are as in
+  # dev.toml. A bus target is given no retry policy: AWS's CDK documents
+  # that EventBridge supports none there (its EventBus target has no
+  # retry settings), so dev.toml's is applied locally only.
+  # <https://docs.aws.amazon.com/cdk/api/v2/docs/aws-cdk-lib.aws_events_targets.EventBusProps.html>
+  event_targets = merge([
+    for rule, r in local.rules_declared : {
+      for t in r.targets : "${rule}/${t.id}" => {
+        rule              = rule
+        target_id         = t.id
+        kind              = t.kind
+        name              = t.name
+        input             = try(t.input, null)
+        input_path        = try(t.input_path, null)
+        input_transformer = try(t.input_transformer, null)
+        message_group_id  = try(t.message_group_id, null)
+        retry_policy      = t.kind == "bus" ? null : t.retry_policy
+        dead_letter_queue = try(t.dead_letter_queue, null)
+      }
+    }
+  ]...)
+
+  # Who sends to a queue or topic as EventBridge: the rules targeting it,
+  # or naming it as a target's dead-letter queue.
+  queue_event_rules = {
+    for name, _ in try(local.m.queues, {}) : name => sort(distinct([
+      for t in values(local.event_targets) : t.rule
+      if(t.kind == "queue" && t.name == name) || t.dead_letter_queue == name
+    ]))
+  }
+  topic_event_rules = {
+    for name, _ in local.topics_declared : name => sort(distinct([
+      for t in values(local.event_targets) : t.rule if t.kind == "topic" && t.name == name
+    ]))
+  }
 
   # ---- REST API: one OpenAPI document, so each route is declared once --
   routes = try(local.m.routes, [])
@@ -365,6 +436,26 @@ output "dead_letter_queues" {
 output "topic_subscriptions" {
   description = "Each topic subscription, keyed <topic>/<protocol>/<endpoint>; endpoints of sqs and lambda ones are names as in dev.toml."
   value       = local.topic_subscriptions
+}
+
+output "buses" {
+  description = "[buses] (custom buses; `default` is the account's): name in AWS and description."
+  value       = local.buses
+}
+
+output "rules" {
+  description = "[rules]: name in AWS, bus (as in dev.toml and in AWS), pattern or schedule, state."
+  value       = local.rules
+}
+
+output "event_targets" {
+  description = "Each rule target, keyed <rule>/<target id>; names as in dev.toml."
+  value       = local.event_targets
+}
+
+output "bus_names" {
+  description = "Bus (as in dev.toml, `default` included) => its name in AWS."
+  value       = local.bus_names
 }
 
 output "websocket" {

@@ -5,6 +5,9 @@
 # sender: a queue's policy lets only the topics that deliver to it (as a
 # subscription or its dead-letter queue) send, by aws:SourceArn; a
 # function subscribed to a topic may be invoked by SNS for that topic only.
+# EventBridge rules (modules/events) are let in the same way: a queue's or
+# topic's one policy also lets EventBridge send or publish for exactly the
+# rules that target it or use it as a dead-letter queue.
 # Functions' own permissions (mappings, destinations) are in their roles
 # (modules/functions, rendered from dev.toml).
 
@@ -41,6 +44,18 @@ variable "function_arns" {
 variable "function_names" {
   description = "Function (as in dev.toml) => deployed name."
   type        = map(string)
+}
+
+variable "rule_arns" {
+  description = "Rule (as in dev.toml) => ARN (modules/events): the aws:SourceArn EventBridge sends to queues and topics with."
+  type        = map(string)
+  default     = {}
+}
+
+variable "event_topic_kms_key" {
+  description = "KMS key (id or ARN) of the topics EventBridge rules publish to. EventBridge cannot publish to a topic under the AWS managed alias/aws/sns, so these topics are unencrypted unless this names a customer managed key whose policy lets events.amazonaws.com use kms:GenerateDataKey and kms:Decrypt (and lets the topic's other publishers use it)."
+  type        = string
+  default     = null
 }
 
 variable "topic_kms_key" {
@@ -120,7 +135,10 @@ resource "aws_sns_topic" "this" {
   name                        = each.value.name
   fifo_topic                  = each.value.fifo_topic
   content_based_deduplication = each.value.fifo_topic ? each.value.content_based_deduplication : null
-  kms_master_key_id           = var.topic_kms_key
+  # EventBridge can publish only to a topic it may use the key of, which
+  # the AWS managed key's policy never allows.
+  # <https://repost.aws/knowledge-center/sns-not-getting-eventbridge-notification>
+  kms_master_key_id = length(each.value.event_rules) > 0 ? var.event_topic_kms_key : var.topic_kms_key
 
   lifecycle {
     precondition {
@@ -131,23 +149,63 @@ resource "aws_sns_topic" "this" {
 }
 
 # SNS delivers to a queue (and moves undeliverable messages to a
-# subscription's dead-letter queue) as the service principal: the queue's
-# policy lets exactly the stack's topics that do so.
+# subscription's dead-letter queue) as the service principal, and so does
+# EventBridge for a rule's queue target or dead-letter queue: the queue's
+# one policy lets exactly the stack's topics and rules that do so.
 # <https://docs.aws.amazon.com/sns/latest/dg/subscribe-sqs-queue-to-sns-topic.html>
 # <https://docs.aws.amazon.com/sns/latest/dg/sns-configure-dead-letter-queue.html>
-resource "aws_sqs_queue_policy" "topics" {
-  for_each = { for k, q in var.queues : k => q if length(q.topic_publishers) > 0 }
+# <https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html#eb-sqs-permissions>
+# <https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html>
+resource "aws_sqs_queue_policy" "this" {
+  for_each = { for k, q in var.queues : k => q if length(q.topic_publishers) + length(q.event_rules) > 0 }
 
   queue_url = aws_sqs_queue.this[each.key].id
   policy = jsonencode({
     Version = "2012-10-17"
+    Statement = concat(
+      length(each.value.topic_publishers) == 0 ? [] : [{
+        Sid       = "TopicsOfTheStack"
+        Effect    = "Allow"
+        Principal = { Service = "sns.amazonaws.com" }
+        Action    = "sqs:SendMessage"
+        Resource  = aws_sqs_queue.this[each.key].arn
+        Condition = { ArnEquals = { "aws:SourceArn" = [for t in each.value.topic_publishers : aws_sns_topic.this[t].arn] } }
+      }],
+      length(each.value.event_rules) == 0 ? [] : [{
+        Sid       = "RulesOfTheStack"
+        Effect    = "Allow"
+        Principal = { Service = "events.amazonaws.com" }
+        Action    = "sqs:SendMessage"
+        Resource  = aws_sqs_queue.this[each.key].arn
+        Condition = { ArnEquals = { "aws:SourceArn" = [for r in each.value.event_rules : var.rule_arns[r]] } }
+      }],
+    )
+  })
+}
+
+# The address the queue policies had when only topics sent to queues.
+moved {
+  from = aws_sqs_queue_policy.topics
+  to   = aws_sqs_queue_policy.this
+}
+
+# EventBridge publishes to a topic target as the service principal, for
+# exactly the rules that target it. (The stack's functions publish with
+# their roles, which this account's topics honour without a grant here.)
+# <https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html#eb-sns-permissions>
+resource "aws_sns_topic_policy" "events" {
+  for_each = { for k, t in var.topics : k => t if length(t.event_rules) > 0 }
+
+  arn = aws_sns_topic.this[each.key].arn
+  policy = jsonencode({
+    Version = "2012-10-17"
     Statement = [{
-      Sid       = "TopicsOfTheStack"
+      Sid       = "RulesOfTheStack"
       Effect    = "Allow"
-      Principal = { Service = "sns.amazonaws.com" }
-      Action    = "sqs:SendMessage"
-      Resource  = aws_sqs_queue.this[each.key].arn
-      Condition = { ArnEquals = { "aws:SourceArn" = [for t in each.value.topic_publishers : aws_sns_topic.this[t].arn] } }
+      Principal = { Service = "events.amazonaws.com" }
+      Action    = "sns:Publish"
+      Resource  = aws_sns_topic.this[each.key].arn
+      Condition = { ArnEquals = { "aws:SourceArn" = [for r in each.value.event_rules : var.rule_arns[r]] } }
     }]
   })
 }
@@ -189,7 +247,7 @@ resource "aws_sns_topic_subscription" "this" {
 
   # SNS confirms a queue or function subscription at once; deliveries
   # before the queue policy or the invoke permission exist would fail.
-  depends_on = [aws_sqs_queue_policy.topics, aws_lambda_permission.sns]
+  depends_on = [aws_sqs_queue_policy.this, aws_lambda_permission.sns]
 }
 
 output "queue_arns" {
@@ -218,8 +276,13 @@ output "subscription_arns" {
 }
 
 output "queue_policies" {
-  description = "Queue (as in dev.toml) => its policy (JSON), for queues topics deliver to."
-  value       = { for k, p in aws_sqs_queue_policy.topics : k => p.policy }
+  description = "Queue (as in dev.toml) => its policy (JSON), for queues topics or rules deliver to."
+  value       = { for k, p in aws_sqs_queue_policy.this : k => p.policy }
+}
+
+output "topic_policies" {
+  description = "Topic (as in dev.toml) => its policy (JSON), for topics rules publish to."
+  value       = { for k, p in aws_sns_topic_policy.events : k => p.policy }
 }
 
 # The resources themselves, for terraform/stack/tests.

@@ -1,6 +1,7 @@
 # Each environment's tfvars applied to the stack root against a mocked AWS
 # provider, with the rendered manifest, with one without WebSocket, CORS
-# or streams, and with queues, topics and destinations. Run once per env/*.tfvars by
+# or streams, with queues, topics and destinations, and with buses and
+# rules. Run once per env/*.tfvars by
 # devserver/tests/smoke/terraform-validate.sh:
 #   terraform -chdir=terraform/stack test -filter=tests/env.tftest.hcl \
 #     -var-file=env/<environment>.tfvars -var stack=<stack>
@@ -49,5 +50,20 @@ run "environment_with_queues_and_topics" {
       && length(module.subscriptions.mapping_ids) == 3
     )
     error_message = "Queues and topics are named woocom-${var.stack}-…, and every mapping is created."
+  }
+}
+
+run "environment_with_buses_and_rules" {
+  variables {
+    manifest_file = "../tests/fixtures/eventbridge-rendered.json"
+  }
+
+  assert {
+    condition = (
+      alltrue([for b in values(module.events.buses) : startswith(b.name, "woocom-${var.stack}-")])
+      && alltrue([for r in values(module.events.rules) : startswith(r.name, "woocom-${var.stack}-")])
+      && length(module.events.targets) == 8
+    )
+    error_message = "Buses and rules are named woocom-${var.stack}-…, and every target is created."
   }
 }

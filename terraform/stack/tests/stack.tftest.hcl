@@ -307,6 +307,236 @@ run "queues_topics_and_destinations" {
   }
 }
 
+# EventBridge: custom buses, rules with patterns and a schedule, targets of
+# every kind, and each grant naming exactly its rule (the mock gives every
+# bus, rule, queue, topic and function one ARN, so they are overridden per
+# instance).
+run "buses_rules_and_targets" {
+  variables {
+    manifest_file = "../tests/fixtures/eventbridge-rendered.json"
+  }
+
+  override_resource {
+    target = module.events.aws_cloudwatch_event_bus.this["shop"]
+    values = { arn = "arn:aws:events:eu-west-1:123456789012:event-bus/woocom-dev-alice-shop" }
+  }
+  override_resource {
+    target = module.events.aws_cloudwatch_event_bus.this["partners"]
+    values = { arn = "arn:aws:events:eu-west-1:123456789012:event-bus/woocom-dev-alice-partners" }
+  }
+  override_resource {
+    target = module.events.aws_cloudwatch_event_rule.this["order-placed"]
+    values = { arn = "arn:aws:events:eu-west-1:123456789012:rule/woocom-dev-alice-shop/woocom-dev-alice-order-placed" }
+  }
+  override_resource {
+    target = module.events.aws_cloudwatch_event_rule.this["invoice-due"]
+    values = { arn = "arn:aws:events:eu-west-1:123456789012:rule/woocom-dev-alice-shop/woocom-dev-alice-invoice-due" }
+  }
+  override_resource {
+    target = module.events.aws_cloudwatch_event_rule.this["nightly"]
+    values = { arn = "arn:aws:events:eu-west-1:123456789012:rule/woocom-dev-alice-nightly" }
+  }
+  override_resource {
+    target = module.messaging.aws_sqs_queue.this["fulfilment"]
+    values = { arn = "arn:aws:sqs:eu-west-1:123456789012:woocom-dev-alice-fulfilment" }
+  }
+  override_resource {
+    target = module.messaging.aws_sqs_queue.this["invoices.fifo"]
+    values = { arn = "arn:aws:sqs:eu-west-1:123456789012:woocom-dev-alice-invoices.fifo" }
+  }
+  override_resource {
+    target = module.messaging.aws_sqs_queue.this["events-dlq"]
+    values = { arn = "arn:aws:sqs:eu-west-1:123456789012:woocom-dev-alice-events-dlq" }
+  }
+  override_resource {
+    target = module.messaging.aws_sqs_queue.this["audit-log"]
+    values = { arn = "arn:aws:sqs:eu-west-1:123456789012:woocom-dev-alice-audit-log" }
+  }
+  override_resource {
+    target = module.messaging.aws_sns_topic.this["order-events"]
+    values = { arn = "arn:aws:sns:eu-west-1:123456789012:woocom-dev-alice-order-events" }
+  }
+  override_resource {
+    target = module.functions.aws_lambda_function.this["ship"]
+    values = { arn = "arn:aws:lambda:eu-west-1:123456789012:function:woocom-dev-alice-ship" }
+  }
+  override_resource {
+    target = module.functions.aws_lambda_function.this["audit"]
+    values = { arn = "arn:aws:lambda:eu-west-1:123456789012:function:woocom-dev-alice-audit" }
+  }
+
+  # Buses: the custom ones, prefixed; `default` is not created.
+  assert {
+    condition = (
+      toset([for b in module.events.buses : b.name]) == toset(["woocom-dev-alice-shop", "woocom-dev-alice-partners"])
+      && module.events.buses["shop"].description == "facts of the shop's services"
+    )
+    error_message = "Buses: ${jsonencode(module.events.buses)}"
+  }
+
+  # Rules: prefixed, on their bus, with their pattern or schedule and state.
+  assert {
+    condition = (
+      module.events.rules["order-placed"].name == "woocom-dev-alice-order-placed"
+      && module.events.rules["order-placed"].event_bus_name == "woocom-dev-alice-shop"
+      && jsondecode(module.events.rules["order-placed"].event_pattern) == { source = ["woocom.orders"], detail-type = ["OrderPlaced"] }
+      && module.events.rules["order-placed"].state == "ENABLED"
+      && module.events.rules["order-placed"].description == "an order was placed"
+      && module.events.rules["order-placed"].schedule_expression == null
+      && module.events.rules["nightly"].event_bus_name == "default"
+      && module.events.rules["nightly"].schedule_expression == "rate(1 day)"
+      && module.events.rules["nightly"].event_pattern == null
+      && module.events.rules["nightly"].state == "DISABLED"
+    )
+    error_message = "Rules: ${jsonencode(module.events.rules)}"
+  }
+
+  # Targets: the deployed resources' ARNs, input, retry policy, DLQ.
+  assert {
+    condition = (
+      length(module.events.targets) == 8
+      && module.events.targets["order-placed/ship"].arn == "arn:aws:lambda:eu-west-1:123456789012:function:woocom-dev-alice-ship"
+      && module.events.targets["order-placed/ship"].rule == "woocom-dev-alice-order-placed"
+      && module.events.targets["order-placed/ship"].event_bus_name == "woocom-dev-alice-shop"
+      && module.events.targets["order-placed/ship"].target_id == "ship"
+      && module.events.targets["order-placed/ship"].input_path == "$.detail"
+      && module.events.targets["order-placed/ship"].retry_policy[0].maximum_retry_attempts == 10
+      && module.events.targets["order-placed/ship"].retry_policy[0].maximum_event_age_in_seconds == 3600
+      && module.events.targets["order-placed/ship"].dead_letter_config[0].arn == "arn:aws:sqs:eu-west-1:123456789012:woocom-dev-alice-events-dlq"
+      && module.events.targets["order-placed/ship"].role_arn == null
+    )
+    error_message = "The function target: ${jsonencode(module.events.targets["order-placed/ship"])}"
+  }
+  assert {
+    condition = (
+      module.events.targets["order-placed/fulfilment"].arn == "arn:aws:sqs:eu-west-1:123456789012:woocom-dev-alice-fulfilment"
+      && module.events.targets["order-placed/fulfilment"].input_transformer[0].input_paths == tomap({ order = "$.detail.orderId" })
+      && module.events.targets["order-placed/fulfilment"].input_transformer[0].input_template == "{\"order\": <order>}"
+      && module.events.targets["order-placed/fulfilment"].retry_policy[0].maximum_retry_attempts == 185
+      && length(module.events.targets["order-placed/fulfilment"].sqs_target) == 0
+      && module.events.targets["invoice-due/invoices.fifo"].arn == "arn:aws:sqs:eu-west-1:123456789012:woocom-dev-alice-invoices.fifo"
+      && module.events.targets["invoice-due/invoices.fifo"].sqs_target[0].message_group_id == "invoices"
+      && jsondecode(module.events.targets["invoice-due/invoices.fifo"].input) == { kind = "invoice-due" }
+      && module.events.targets["order-placed/order-events"].arn == "arn:aws:sns:eu-west-1:123456789012:woocom-dev-alice-order-events"
+      && module.events.targets["nightly/audit"].arn == "arn:aws:lambda:eu-west-1:123456789012:function:woocom-dev-alice-audit"
+      && module.events.targets["nightly/audit"].event_bus_name == "default"
+    )
+    error_message = "Queue, FIFO queue, topic and scheduled targets: ${jsonencode(module.events.targets)}"
+  }
+
+  # Bus targets: a role per target bus, allowed PutEvents on that bus only;
+  # no retry policy (see modules/manifest's event_targets).
+  assert {
+    condition = (
+      module.events.targets["order-placed/to-partners"].arn == "arn:aws:events:eu-west-1:123456789012:event-bus/woocom-dev-alice-partners"
+      && module.events.targets["order-placed/to-partners"].role_arn != null
+      && length(module.events.targets["order-placed/to-partners"].retry_policy) == 0
+      && module.events.targets["invoice-due/default"].arn == "arn:aws:events:eu-west-1:123456789012:event-bus/default"
+      && jsondecode(module.events.bus_target_role_policies["partners"]).Statement == [{
+        Sid      = "PutEventsOnTheTargetBus"
+        Effect   = "Allow"
+        Action   = ["events:PutEvents"]
+        Resource = ["arn:aws:events:eu-west-1:123456789012:event-bus/woocom-dev-alice-partners"]
+      }]
+      && jsondecode(module.events.bus_target_role_policies["default"]).Statement[0].Resource == ["arn:aws:events:eu-west-1:123456789012:event-bus/default"]
+      && module.events.bus_target_roles["partners"].name == "woocom-dev-alice-events-to-partners"
+      && module.events.bus_target_roles["partners"].permissions_boundary == "arn:aws:iam::123456789012:policy/woocom/woocom-dev-alice-boundary-eu-west-1"
+    )
+    error_message = "Bus targets: ${jsonencode(module.events.bus_target_role_policies)}"
+  }
+
+  # EventBridge may invoke each function target for its rule only.
+  assert {
+    condition = (
+      length(module.events.lambda_permissions) == 2
+      && module.events.lambda_permissions["order-placed/ship"].principal == "events.amazonaws.com"
+      && module.events.lambda_permissions["order-placed/ship"].function_name == "woocom-dev-alice-ship"
+      && module.events.lambda_permissions["order-placed/ship"].source_arn == "arn:aws:events:eu-west-1:123456789012:rule/woocom-dev-alice-shop/woocom-dev-alice-order-placed"
+      && module.events.lambda_permissions["nightly/audit"].source_arn == "arn:aws:events:eu-west-1:123456789012:rule/woocom-dev-alice-nightly"
+    )
+    error_message = "Invoke permissions: ${jsonencode(module.events.lambda_permissions)}"
+  }
+
+  # Queue policies: EventBridge may send to the queue targets and the
+  # dead-letter queue for exactly the rules that use them; the queue a
+  # topic subscription also delivers to has one policy with both grants.
+  assert {
+    condition = (
+      toset(keys(module.messaging.queue_policies)) == toset(["fulfilment", "invoices.fifo", "events-dlq", "audit-log"])
+      && jsondecode(module.messaging.queue_policies["events-dlq"]).Statement == [{
+        Sid       = "RulesOfTheStack"
+        Effect    = "Allow"
+        Principal = { Service = "events.amazonaws.com" }
+        Action    = "sqs:SendMessage"
+        Resource  = "arn:aws:sqs:eu-west-1:123456789012:woocom-dev-alice-events-dlq"
+        Condition = { ArnEquals = { "aws:SourceArn" = ["arn:aws:events:eu-west-1:123456789012:rule/woocom-dev-alice-shop/woocom-dev-alice-order-placed"] } }
+      }]
+      && jsondecode(module.messaging.queue_policies["invoices.fifo"]).Statement[0].Condition.ArnEquals["aws:SourceArn"] == ["arn:aws:events:eu-west-1:123456789012:rule/woocom-dev-alice-shop/woocom-dev-alice-invoice-due"]
+      && [for s in jsondecode(module.messaging.queue_policies["audit-log"]).Statement : [s.Sid, s.Principal.Service, s.Condition.ArnEquals["aws:SourceArn"]]] == [
+        ["TopicsOfTheStack", "sns.amazonaws.com", ["arn:aws:sns:eu-west-1:123456789012:woocom-dev-alice-order-events"]],
+        ["RulesOfTheStack", "events.amazonaws.com", ["arn:aws:events:eu-west-1:123456789012:rule/woocom-dev-alice-shop/woocom-dev-alice-order-placed"]],
+      ]
+    )
+    error_message = "Queue policies: ${jsonencode(module.messaging.queue_policies)}"
+  }
+
+  # The topic target: EventBridge may publish for its rule only, and the
+  # topic is not under aws/sns, whose key EventBridge cannot use.
+  assert {
+    condition = (
+      jsondecode(module.messaging.topic_policies["order-events"]).Statement == [{
+        Sid       = "RulesOfTheStack"
+        Effect    = "Allow"
+        Principal = { Service = "events.amazonaws.com" }
+        Action    = "sns:Publish"
+        Resource  = "arn:aws:sns:eu-west-1:123456789012:woocom-dev-alice-order-events"
+        Condition = { ArnEquals = { "aws:SourceArn" = ["arn:aws:events:eu-west-1:123456789012:rule/woocom-dev-alice-shop/woocom-dev-alice-order-placed"] } }
+      }]
+      && module.messaging.topics["order-events"].kms_master_key_id == null
+    )
+    error_message = "Topic policy: ${jsonencode(module.messaging.topic_policies)}"
+  }
+
+  # The function that puts events: its env names the deployed bus, and its
+  # role may put events there only.
+  assert {
+    condition = (
+      module.manifest.functions["orders"].env == { EVENT_BUS_NAME = "woocom-dev-alice-shop", ORDERS_TABLE = "woocom-dev-alice-orders" }
+      && [for s in jsondecode(module.functions.role_policies["orders"]).Statement : s.Resource if s.Sid == "PutEvents"] == [["arn:aws:events:eu-west-1:123456789012:event-bus/woocom-dev-alice-shop"]]
+      && output.event_bus_names == { default = "default", shop = "woocom-dev-alice-shop", partners = "woocom-dev-alice-partners" }
+    )
+    error_message = "The publisher: ${jsonencode(module.manifest.functions["orders"].env)}"
+  }
+
+  # Failed deliveries waiting in the dead-letter queue raise an alarm.
+  assert {
+    condition     = contains(values(module.monitoring.alarm_names), "woocom-dev-alice-events-dlq-depth")
+    error_message = "Depth alarm on the EventBridge dead-letter queue: ${jsonencode(module.monitoring.alarm_names)}"
+  }
+}
+
+# modules/events on its own, planned: a rule too long once prefixed stops
+# the plan with the rule's name.
+run "rule_name_too_long_for_the_prefix" {
+  command = plan
+
+  module {
+    source = "../modules/events"
+  }
+
+  variables {
+    buses                = {}
+    rules                = { long = { name = "woocom-dev-a-very-long-developer-name-${join("", [for i in range(40) : "r"])}", bus = "default", description = null, event_pattern = "{\"source\": [\"a\"]}", schedule_expression = null, state = "ENABLED" } }
+    targets              = {}
+    region               = "eu-west-1"
+    account_id           = "123456789012"
+    prefix               = "woocom-dev-a-very-long-developer-name"
+    permissions_boundary = "arn:aws:iam::123456789012:policy/woocom/woocom-dev-x-boundary-eu-west-1"
+  }
+
+  expect_failures = [aws_cloudwatch_event_rule.this]
+}
+
 # Stage logging needs the region's API Gateway CloudWatch role: a region
 # without bootstrap stops at plan with instructions, not at the stage.
 run "region_without_bootstrap" {

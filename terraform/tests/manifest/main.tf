@@ -83,3 +83,19 @@ output "rest_permissions" {
 output "stage_variables" {
   value = module.manifest.stage_variables
 }
+
+output "buses" {
+  value = module.manifest.buses
+}
+
+output "rules" {
+  value = module.manifest.rules
+}
+
+output "event_targets" {
+  value = module.manifest.event_targets
+}
+
+output "bus_names" {
+  value = module.manifest.bus_names
+}

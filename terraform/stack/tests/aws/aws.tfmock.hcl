@@ -85,3 +85,11 @@ mock_resource "aws_apigatewayv2_api" {
     execution_arn = "arn:aws:execute-api:eu-west-1:123456789012:mock"
   }
 }
+
+mock_resource "aws_cloudwatch_event_bus" {
+  defaults = { arn = "arn:aws:events:eu-west-1:123456789012:event-bus/mock" }
+}
+
+mock_resource "aws_cloudwatch_event_rule" {
+  defaults = { arn = "arn:aws:events:eu-west-1:123456789012:rule/mock" }
+}
