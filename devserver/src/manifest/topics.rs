@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use super::{Function, ManifestError, Queue};
-use crate::event_pattern::FilterPattern;
+use crate::event_pattern::{Dialect, FilterPattern};
 
 /// A topic as declared.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -268,12 +268,14 @@ pub(super) fn parse(
                 ));
             }
             let filter_policy = match s.filter_policy {
-                Some(p) => Some(FilterPattern::parse(p.get_ref()).map_err(|problem| {
-                    at(
-                        p.span(),
-                        format!("{what}: Invalid filter policy: {problem}"),
-                    )
-                })?),
+                Some(p) => Some(
+                    FilterPattern::parse_with(p.get_ref(), Dialect::Sns).map_err(|problem| {
+                        at(
+                            p.span(),
+                            format!("{what}: Invalid filter policy: {problem}"),
+                        )
+                    })?,
+                ),
                 None => None,
             };
             let dead_letter_queue = match s.redrive_policy {

@@ -8,7 +8,7 @@
 use serde_json::{Map, Value};
 
 use super::{MessageAttribute, PublishRequest, SnsError};
-use crate::event_pattern::FilterPattern;
+use crate::event_pattern::{Dialect, FilterPattern};
 use crate::manifest::FilterPolicyScope;
 
 /// Whether a subscription with `policy` gets `request`.
@@ -16,7 +16,7 @@ pub fn accepts(policy: Option<&str>, scope: FilterPolicyScope, request: &Publish
     let Some(policy) = policy else {
         return true;
     };
-    let Ok(pattern) = FilterPattern::parse(policy) else {
+    let Ok(pattern) = FilterPattern::parse_with(policy, Dialect::Sns) else {
         return false;
     };
     let subject = match scope {

@@ -1365,7 +1365,11 @@ fn set_subscription_attribute(
             if value.is_empty() {
                 sub.filter_policy = None;
             } else {
-                crate::event_pattern::FilterPattern::parse(value).map_err(|problem| {
+                crate::event_pattern::FilterPattern::parse_with(
+                    value,
+                    crate::event_pattern::Dialect::Sns,
+                )
+                .map_err(|problem| {
                     SnsError::invalid_parameter(format!("FilterPolicy: {problem}"))
                 })?;
                 sub.filter_policy = Some(value.to_owned());
