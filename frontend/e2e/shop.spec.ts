@@ -92,8 +92,8 @@ test('a placed order shows as placed, then as confirmed once fulfilment takes it
   await expect(page).toHaveURL(/\/orders\/[^/]+$/);
   const orderId = decodeURIComponent(new URL(page.url()).pathname.split('/').pop() ?? '');
 
-  // The orders function published OrderPlaced to the order-events topic; the
-  // fulfilment queue's consumer confirms the order, and the change is pushed.
+  // The orders function put OrderPlaced on the shop bus; its rule sends it to
+  // the fulfilment queue, whose consumer confirms the order; the change is pushed.
   const status = page.getByTestId('order-status');
   await expect(status).toHaveAttribute('data-status', 'CONFIRMED');
   await expect(status).toHaveText('Confirmed');

@@ -1,46 +1,90 @@
-//! The events one function announces and others act on. They travel as
-//! JSON bodies on the SNS topic `order-events`, each with a message
-//! attribute [`TYPE_ATTRIBUTE`] naming its type, so a subscription's
-//! filter policy picks the types it wants without reading bodies (see
-//! functions/README.md, "Fulfilment").
+//! The facts the orders service announces, as EventBridge events on the
+//! shop's bus (source [`SOURCE`], one `detail-type` per fact), so other
+//! services act on them through rules without reading the orders table
+//! (see functions/README.md, "Order events").
 //!
-//! Readers ignore fields they do not know: a publisher may add fields
-//! without breaking the subscribers already deployed.
+//! An event's `detail` is the fact's JSON, camelCase. Readers ignore fields
+//! they do not know: a publisher may add fields without breaking the
+//! consumers already deployed.
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::order::{Order, OrderStatus};
 
-/// The String message attribute that carries an event's type
-/// ([`OrderEvent::type_name`]), for filter policies.
-pub const TYPE_ATTRIBUTE: &str = "type";
+/// The `source` of every event the orders service publishes.
+pub const SOURCE: &str = "woocom.orders";
 
-/// An event on the `order-events` topic. The body carries its type too
-/// (`"type": "OrderPlaced"`), so it reads alone in a dead-letter queue.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type")]
+/// The `detail-type` of [`OrderPlaced`].
+pub const ORDER_PLACED: &str = "OrderPlaced";
+
+/// A fact of the orders service.
+#[derive(Debug, Clone, PartialEq)]
 pub enum OrderEvent {
-    OrderPlaced(OrderPlaced),
+    /// Checkout placed an order.
+    Placed(OrderPlaced),
+    /// The orders API moved an order on (confirmed, paid, shipped,
+    /// delivered, cancelled); the `detail-type` names the new status.
+    StatusChanged(StatusChanged),
 }
 
 impl OrderEvent {
-    /// The value of the [`TYPE_ATTRIBUTE`] message attribute.
-    pub fn type_name(&self) -> &'static str {
+    /// The event's `detail-type`.
+    pub fn detail_type(&self) -> &'static str {
         match self {
-            OrderEvent::OrderPlaced(_) => "OrderPlaced",
+            OrderEvent::Placed(_) => ORDER_PLACED,
+            OrderEvent::StatusChanged(change) => detail_type_of(change.status),
         }
+    }
+
+    /// The event's `detail`, as JSON text.
+    pub fn detail(&self) -> String {
+        // A derived Serialize of strings and integers cannot fail.
+        match self {
+            OrderEvent::Placed(placed) => serde_json::to_string(placed),
+            OrderEvent::StatusChanged(change) => serde_json::to_string(change),
+        }
+        .unwrap_or_default()
     }
 
     /// The order the event is about.
     pub fn order_id(&self) -> &str {
         match self {
-            OrderEvent::OrderPlaced(placed) => &placed.order_id,
+            OrderEvent::Placed(placed) => &placed.order_id,
+            OrderEvent::StatusChanged(change) => &change.order_id,
         }
     }
 
-    pub fn to_json(&self) -> String {
-        // A derived Serialize of strings and integers cannot fail.
-        serde_json::to_string(self).unwrap_or_default()
+    /// Reads an event of [`SOURCE`] from its `detail-type` and `detail`.
+    pub fn read(detail_type: &str, detail: Value) -> Result<OrderEvent, String> {
+        if detail_type == ORDER_PLACED {
+            return serde_json::from_value(detail)
+                .map(OrderEvent::Placed)
+                .map_err(|e| format!("{detail_type}: {e}"));
+        }
+        let change: StatusChanged =
+            serde_json::from_value(detail).map_err(|e| format!("{detail_type}: {e}"))?;
+        if detail_type_of(change.status) != detail_type {
+            return Err(format!(
+                "{detail_type}: its detail says status {}",
+                change.status.as_str()
+            ));
+        }
+        Ok(OrderEvent::StatusChanged(change))
+    }
+}
+
+/// The `detail-type` announcing that an order reached `status`:
+/// `OrderConfirmed`, `OrderPaid`, `OrderShipped`, `OrderDelivered`,
+/// `OrderCancelled` (and `OrderPlaced`, which checkout publishes).
+pub fn detail_type_of(status: OrderStatus) -> &'static str {
+    match status {
+        OrderStatus::Placed => ORDER_PLACED,
+        OrderStatus::Confirmed => "OrderConfirmed",
+        OrderStatus::Paid => "OrderPaid",
+        OrderStatus::Shipped => "OrderShipped",
+        OrderStatus::Delivered => "OrderDelivered",
+        OrderStatus::Cancelled => "OrderCancelled",
     }
 }
 
@@ -85,6 +129,35 @@ impl OrderPlaced {
     }
 }
 
+/// An order moved from `previousStatus` to `status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusChanged {
+    pub order_id: String,
+    pub customer_ref: String,
+    pub status: OrderStatus,
+    pub previous_status: OrderStatus,
+    pub total: i64,
+    pub currency: String,
+    /// The order's `updatedAt` after the change.
+    pub changed_at: String,
+}
+
+impl StatusChanged {
+    /// The fact for `order` (as the change left it), which was `previous`.
+    pub fn of(order: &Order, previous: OrderStatus) -> StatusChanged {
+        StatusChanged {
+            order_id: order.id.clone(),
+            customer_ref: order.customer_ref.clone(),
+            status: order.status,
+            previous_status: previous,
+            total: order.total,
+            currency: order.currency.clone(),
+            changed_at: order.updated_at.clone(),
+        }
+    }
+}
+
 fn pick_list(order: &Order) -> Vec<PickLine> {
     order
         .items
@@ -124,11 +197,11 @@ mod tests {
     }
 
     #[test]
-    fn an_order_placed_event_is_tagged_with_its_type() {
+    fn an_order_placed_detail_carries_the_pick_list_and_reads_back() {
         let order = order();
-        let event = OrderEvent::OrderPlaced(OrderPlaced::of(&order));
-        let json: serde_json::Value = serde_json::from_str(&event.to_json()).expect("JSON");
-        assert_eq!(json["type"], "OrderPlaced");
+        let event = OrderEvent::Placed(OrderPlaced::of(&order));
+        assert_eq!(event.detail_type(), "OrderPlaced");
+        let json: Value = serde_json::from_str(&event.detail()).expect("JSON");
         assert_eq!(json["orderId"], order.id.as_str());
         assert_eq!(
             json["items"],
@@ -136,16 +209,47 @@ mod tests {
         );
         assert_eq!(json["total"], 2400);
         assert_eq!(json["placedAt"], order.created_at.as_str());
-        assert_eq!(event.type_name(), "OrderPlaced");
-        let back: OrderEvent = serde_json::from_value(json).expect("reads back");
+        let back = OrderEvent::read("OrderPlaced", json).expect("reads back");
         assert_eq!(back, event);
     }
 
     #[test]
+    fn a_status_change_is_named_by_its_new_status() {
+        let mut order = order();
+        order.status = OrderStatus::Cancelled;
+        let event = OrderEvent::StatusChanged(StatusChanged::of(&order, OrderStatus::Paid));
+        assert_eq!(event.detail_type(), "OrderCancelled");
+        let json: Value = serde_json::from_str(&event.detail()).expect("JSON");
+        assert_eq!(json["status"], "CANCELLED");
+        assert_eq!(json["previousStatus"], "PAID");
+        assert_eq!(json["changedAt"], order.updated_at.as_str());
+        assert_eq!(
+            OrderEvent::read("OrderCancelled", json.clone()).expect("reads"),
+            event
+        );
+        assert!(
+            OrderEvent::read("OrderPaid", json).is_err(),
+            "type and status disagree"
+        );
+        let names: Vec<&str> = OrderStatus::ALL.into_iter().map(detail_type_of).collect();
+        assert_eq!(
+            names,
+            [
+                "OrderPlaced",
+                "OrderConfirmed",
+                "OrderPaid",
+                "OrderShipped",
+                "OrderDelivered",
+                "OrderCancelled"
+            ]
+        );
+    }
+
+    #[test]
     fn readers_ignore_fields_they_do_not_know() {
-        let body = r#"{"type":"OrderPlaced","orderId":"o-1","customerRef":"ann",
-            "items":[],"total":0,"currency":"EUR","placedAt":"x","channel":"web"}"#;
-        let event: OrderEvent = serde_json::from_str(body).expect("reads");
+        let detail = serde_json::json!({"orderId": "o-1", "customerRef": "ann",
+            "items": [], "total": 0, "currency": "EUR", "placedAt": "x", "channel": "web"});
+        let event = OrderEvent::read("OrderPlaced", detail).expect("reads");
         assert_eq!(event.order_id(), "o-1");
     }
 

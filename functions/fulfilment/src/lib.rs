@@ -1,7 +1,8 @@
 //! The fulfilment consumer (function `fulfilment`): reads `OrderPlaced`
-//! events from the SQS queue `fulfilment` (delivered there by the
-//! `order-events` topic's subscription) and takes each order on, moving it
-//! from `PLACED` to `CONFIRMED`. The orders table's stream then carries the
+//! events from the SQS queue `fulfilment` (delivered there by the `shop`
+//! bus's `order-placed` rule, each message body an EventBridge event with
+//! the order in `detail`) and takes each order on, moving it from `PLACED`
+//! to `CONFIRMED`. The orders table's stream then carries the
 //! change to `notify`, which pushes it to the customer's order page (see
 //! functions/README.md, "Fulfilment").
 //!
@@ -16,15 +17,17 @@
 //! after the queue's visibility timeout, and after `max_receive_count`
 //! receives the queue's redrive policy moves it to `fulfilment-dlq`.
 //! That covers storage errors (they may pass) and messages no retry can
-//! mend (not an order event, no such order, an event that does not match
-//! its order): those land in the dead-letter queue for a person to read.
+//! mend (not an `OrderPlaced` event, no such order, an event that does not
+//! match its order): those land in the dead-letter queue for a person to
+//! read.
 //! <https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html>
 
+use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::Utc;
 use lambda_runtime::{Error, LambdaEvent};
 use serde::Deserialize;
-use woocom_domain::events::{OrderEvent, OrderPlaced, awaits_confirmation};
+use woocom_domain::events::{ORDER_PLACED, OrderEvent, OrderPlaced, SOURCE, awaits_confirmation};
 use woocom_domain::{ApiError, OrderRepo, OrderStatus, aws};
 
 /// Reads of the order one message makes at most: each further one follows
@@ -44,7 +47,7 @@ pub enum Outcome {
 /// Why a message was not handled; each is a batch item failure.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum MessageError {
-    /// The body is not an order event, raw or in an SNS envelope.
+    /// The body is not an `OrderPlaced` event of the orders service.
     #[error("not an order event: {0}")]
     Unreadable(String),
     #[error("no order {0}")]
@@ -72,34 +75,51 @@ impl From<ApiError> for MessageError {
     }
 }
 
-/// The envelope SNS wraps a message in when the subscription does not ask
-/// for raw delivery.
-/// <https://docs.aws.amazon.com/sns/latest/dg/sns-message-and-json-formats.html>
+/// The body the `order-events` SNS topic delivered raw before the shop
+/// moved to EventBridge: the event with its type inside. Messages in that
+/// shape may still sit in `fulfilment-dlq` (kept 14 days) and come back
+/// when it is redriven.
 #[derive(Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct SnsEnvelope {
-    #[serde(rename = "Type")]
+struct LegacyBody {
+    #[serde(rename = "type")]
     kind: String,
-    message: String,
+    #[serde(flatten)]
+    placed: OrderPlaced,
 }
 
-/// The order event a message body carries: the event itself (raw
-/// delivery, as dev.toml subscribes the queue), or an SNS notification
-/// whose `Message` is the event.
-pub fn read_event(body: &str) -> Result<OrderEvent, MessageError> {
-    let unreadable = |e: serde_json::Error| MessageError::Unreadable(e.to_string());
-    let value: serde_json::Value = serde_json::from_str(body).map_err(unreadable)?;
-    if value.get("Type").is_some() && value.get("Message").is_some() {
-        let envelope: SnsEnvelope = serde_json::from_value(value).map_err(unreadable)?;
-        if envelope.kind != "Notification" {
-            return Err(MessageError::Unreadable(format!(
-                "an SNS {} message, not a Notification",
-                envelope.kind
+/// The `OrderPlaced` a message body carries: an EventBridge event of
+/// source `woocom.orders` and detail-type `OrderPlaced` (what the
+/// `order-placed` rule sends to the queue, and what EventBridge puts in
+/// `fulfilment-dlq` when it cannot deliver), or, from before the bus, the
+/// bare event.
+/// <https://docs.aws.amazon.com/eventbridge/latest/ref/overiew-event-structure.html>
+pub fn read_order_placed(body: &str) -> Result<OrderPlaced, MessageError> {
+    let unreadable = |e: String| MessageError::Unreadable(e);
+    let value: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| unreadable(e.to_string()))?;
+    if value.get("detail-type").is_none() && value.get("type").is_some() {
+        let legacy: LegacyBody =
+            serde_json::from_value(value).map_err(|e| unreadable(e.to_string()))?;
+        if legacy.kind != ORDER_PLACED {
+            return Err(unreadable(format!(
+                "a {} event, not {ORDER_PLACED}",
+                legacy.kind
             )));
         }
-        return serde_json::from_str(&envelope.message).map_err(unreadable);
+        return Ok(legacy.placed);
     }
-    serde_json::from_value(value).map_err(unreadable)
+    let event: EventBridgeEvent =
+        serde_json::from_value(value).map_err(|e| unreadable(e.to_string()))?;
+    if event.source != SOURCE || event.detail_type != ORDER_PLACED {
+        return Err(unreadable(format!(
+            "a {} event from {}, not {ORDER_PLACED} from {SOURCE}",
+            event.detail_type, event.source
+        )));
+    }
+    match OrderEvent::read(&event.detail_type, event.detail).map_err(unreadable)? {
+        OrderEvent::Placed(placed) => Ok(placed),
+        other => Err(unreadable(format!("a {} event", other.detail_type()))),
+    }
 }
 
 /// Takes the order `placed` announces on: `PLACED` → `CONFIRMED`, once.
@@ -138,9 +158,7 @@ pub async fn handle_message(
         .body
         .as_deref()
         .ok_or_else(|| MessageError::Unreadable("the message has no body".to_owned()))?;
-    match read_event(body)? {
-        OrderEvent::OrderPlaced(placed) => confirm(orders, &placed).await,
-    }
+    confirm(orders, &read_order_placed(body)?).await
 }
 
 /// Handles every message of a batch and reports those that failed.
@@ -211,13 +229,25 @@ pub async fn handle(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
-    const PLACED: &str = r#"{"type":"OrderPlaced","orderId":"o-1","customerRef":"ann",
-        "items":[{"productId":"mug","quantity":2}],"total":2400,"currency":"EUR",
-        "placedAt":"2026-12-04T10:00:00.000Z"}"#;
+    fn detail() -> serde_json::Value {
+        json!({"orderId": "o-1", "customerRef": "ann",
+            "items": [{"productId": "mug", "quantity": 2}], "total": 2400,
+            "currency": "EUR", "placedAt": "2026-12-04T10:00:00.000Z"})
+    }
+
+    /// An event as EventBridge puts it in the queue.
+    fn event(source: &str, detail_type: &str, detail: serde_json::Value) -> String {
+        json!({"version": "0", "id": "2d3e5b8a-6f0c-4e1d-9a7b-3c2f1e0d9b8a",
+            "detail-type": detail_type, "source": source, "account": "000000000000",
+            "time": "2026-12-04T10:00:00Z", "region": "us-east-1", "resources": [],
+            "detail": detail})
+        .to_string()
+    }
 
     /// What the `fulfilment` queue's mapping delivers for one OrderPlaced
-    /// the topic passed on raw.
+    /// the `order-placed` rule sent to the queue.
     const FIXTURE: &str = include_str!("../fixtures/example-sqs-order-placed.json");
 
     #[test]
@@ -227,55 +257,49 @@ mod tests {
             serde_json::from_value(serde_json::to_value(&event).expect("serialises"))
                 .expect("re-parses");
         assert_eq!(again, event);
-        let message = &event.records[0];
-        assert_eq!(
-            message.message_attributes["type"].string_value.as_deref(),
-            Some("OrderPlaced")
-        );
-        let OrderEvent::OrderPlaced(placed) =
-            read_event(message.body.as_deref().expect("body")).expect("reads");
+        let body = event.records[0].body.as_deref().expect("body");
+        let envelope: EventBridgeEvent = serde_json::from_str(body).expect("an EventBridge event");
+        let back: EventBridgeEvent =
+            serde_json::from_value(serde_json::to_value(&envelope).expect("serialises"))
+                .expect("re-parses");
+        assert_eq!(back, envelope);
+        let placed = read_order_placed(body).expect("reads");
         assert_eq!(placed.items.len(), 2);
         assert_eq!(placed.total, 6400);
     }
 
     #[test]
-    fn a_raw_body_is_the_event() {
-        let event = read_event(PLACED).expect("reads");
-        assert_eq!(event.order_id(), "o-1");
+    fn the_order_is_read_from_the_events_detail() {
+        let placed =
+            read_order_placed(&event("woocom.orders", "OrderPlaced", detail())).expect("reads");
+        assert_eq!(placed.order_id, "o-1");
+        assert_eq!(placed.items[0].quantity, 2);
     }
 
     #[test]
-    fn an_sns_notification_envelope_is_unwrapped() {
-        let envelope = serde_json::json!({
-            "Type": "Notification",
-            "MessageId": "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",
-            "TopicArn": "arn:aws:sns:us-east-1:000000000000:order-events",
-            "Message": PLACED,
-            "Timestamp": "2026-12-04T10:00:00.000Z",
-            "SignatureVersion": "1",
-            "MessageAttributes": {"type": {"Type": "String", "Value": "OrderPlaced"}}
-        });
-        let event = read_event(&envelope.to_string()).expect("reads");
-        assert_eq!(event.order_id(), "o-1");
-        let confirmation = serde_json::json!({
-            "Type": "SubscriptionConfirmation", "Message": "You have chosen to subscribe"
-        });
-        assert!(matches!(
-            read_event(&confirmation.to_string()),
-            Err(MessageError::Unreadable(_))
-        ));
+    fn a_body_from_before_the_bus_still_reads() {
+        let mut legacy = detail();
+        legacy["type"] = json!("OrderPlaced");
+        let placed = read_order_placed(&legacy.to_string()).expect("reads");
+        assert_eq!(placed.order_id, "o-1");
+        legacy["type"] = json!("OrderShipped");
+        assert!(read_order_placed(&legacy.to_string()).is_err());
     }
 
     #[test]
     fn anything_else_is_unreadable_and_no_retry_mends_it() {
+        let status = json!({"orderId": "o-1", "customerRef": "ann", "status": "PAID",
+            "previousStatus": "CONFIRMED", "total": 2400, "currency": "EUR", "changedAt": "x"});
         for body in [
-            "",
-            "not json",
-            "[]",
-            r#"{"type":"OrderShipped","orderId":"o-1"}"#,
-            r#"{"type":"OrderPlaced","orderId":"o-1"}"#,
+            String::new(),
+            "not json".to_owned(),
+            "[]".to_owned(),
+            r#"{"hello": "world"}"#.to_owned(),
+            event("woocom.orders", "OrderPaid", status),
+            event("woocom.payments", "OrderPlaced", detail()),
+            event("woocom.orders", "OrderPlaced", json!({"orderId": "o-1"})),
         ] {
-            let err = read_event(body).expect_err(body);
+            let err = read_order_placed(&body).expect_err(&body);
             assert!(matches!(err, MessageError::Unreadable(_)), "{body}: {err}");
             assert!(!err.is_transient());
         }

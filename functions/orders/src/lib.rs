@@ -7,12 +7,14 @@
 //! a repeated request finds the order its first attempt placed and answers
 //! it with 200 instead of charging stock twice.
 //!
-//! A placed order is handed to fulfilment by publishing `OrderPlaced` to
-//! the `order-events` topic ([`events`]) once the transaction has
-//! committed. The order exists whether or not that works: a failed
-//! publish is logged and the customer still gets their order, which stays
-//! `PLACED`. A retried checkout (same `clientKey`) of an order still
-//! `PLACED` publishes again; fulfilment ignores an order it has taken on.
+//! The service announces its facts on the shop's EventBridge bus
+//! ([`events`]): `OrderPlaced` once the checkout transaction has
+//! committed (a rule hands it to fulfilment), and `OrderPaid`,
+//! `OrderCancelled`, ... once a status change has. The change stands
+//! whether or not the event is published: a failed publish is logged and
+//! the caller still gets their order (a placed one stays `PLACED`). A
+//! retried checkout (same `clientKey`) of an order still `PLACED`
+//! publishes again; fulfilment ignores an order it has taken on.
 
 pub mod events;
 
@@ -23,7 +25,7 @@ use lambda_http::{Body, Error, Request, RequestExt, Response};
 use serde_json::json;
 use woocom_domain::basket::{self, Basket};
 use woocom_domain::error::{body_of, json_response, respond};
-use woocom_domain::events::{OrderEvent, OrderPlaced};
+use woocom_domain::events::{OrderEvent, OrderPlaced, StatusChanged};
 use woocom_domain::order::{
     self, CheckoutInput, OrderIndex, Placement, StatusInput, order_id_for, sold_out_error,
 };
@@ -48,13 +50,13 @@ impl Handler {
         let orders = aws::env("ORDERS_TABLE")?;
         let baskets = aws::env("BASKETS_TABLE")?;
         let products = aws::env("PRODUCTS_TABLE")?;
-        let topic = aws::env("ORDER_EVENTS_TOPIC_ARN")?;
+        let bus = aws::env("EVENT_BUS_NAME")?;
         let config = aws::sdk_config().await;
         let client = aws_sdk_dynamodb::Client::new(&config);
         Ok(Handler {
             orders: OrderRepo::new(client.clone(), orders, baskets.clone(), products),
             baskets: BasketRepo::new(client, baskets),
-            events: OrderEvents::new(aws_sdk_sns::Client::new(&config), topic),
+            events: OrderEvents::new(aws_sdk_eventbridge::Client::new(&config), bus),
         })
     }
 }
@@ -172,20 +174,34 @@ async fn replay(
     }
 }
 
-/// Announces a placed order to fulfilment. Never fails the checkout: the
-/// order is committed, so the customer gets it; a failure is logged with
-/// the order id and the order stays `PLACED` until a retried checkout
-/// publishes again or someone publishes it by hand.
+/// Announces a placed order (a rule hands it to fulfilment). Never fails
+/// the checkout: the order is committed, so the customer gets it; a
+/// failure is logged with the order id and the order stays `PLACED` until
+/// a retried checkout publishes again or someone publishes it by hand.
 async fn hand_off(handler: &Handler, order: &Order) {
-    let event = OrderEvent::OrderPlaced(OrderPlaced::of(order));
-    match handler.events.publish(&event).await {
-        Ok(message_id) => {
-            tracing::info!(order = %order.id, %message_id, "OrderPlaced published to order-events");
+    publish(
+        handler,
+        &OrderEvent::Placed(OrderPlaced::of(order)),
+        "the order stays PLACED until it is",
+    )
+    .await;
+}
+
+/// Publishes `event`; a failure is logged (`<detail-type> not published`,
+/// with the order id and `consequence`), never returned: what the event
+/// announces has been committed already.
+async fn publish(handler: &Handler, event: &OrderEvent, consequence: &str) {
+    let detail_type = event.detail_type();
+    let order = event.order_id();
+    match handler.events.publish(event).await {
+        Ok(event_id) => {
+            tracing::info!(order, %event_id, detail_type, "event published");
         }
         Err(e) => {
             tracing::error!(
-                order = %order.id,
-                "OrderPlaced not published, the order stays PLACED until it is: {e}"
+                order,
+                detail_type,
+                "{detail_type} not published, {consequence}: {e}"
             );
         }
     }
@@ -219,6 +235,8 @@ async fn set_status(handler: &Handler, id: &str, body: &Body) -> Result<Response
             .set_status(id, order.status, to, Utc::now())
             .await?
         {
+            let event = OrderEvent::StatusChanged(StatusChanged::of(&updated, order.status));
+            publish(handler, &event, "consumers do not hear of this change").await;
             return Ok(json_response(200, &json!(updated)));
         }
     }
@@ -288,12 +306,13 @@ mod tests {
     use lambda_http::aws_lambda_events::query_map::QueryMap;
     use std::collections::HashMap;
 
-    /// SNS at an address nothing answers on.
-    fn unreachable_sns() -> aws_sdk_sns::Client {
-        let config = aws_sdk_sns::Config::builder()
-            .behavior_version(aws_sdk_sns::config::BehaviorVersion::latest())
-            .region(aws_sdk_sns::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_sns::config::Credentials::new(
+    /// EventBridge at an address nothing answers on.
+    fn unreachable_eventbridge() -> aws_sdk_eventbridge::Client {
+        use aws_sdk_eventbridge::config::{BehaviorVersion, Credentials, Region};
+        let config = aws_sdk_eventbridge::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(
                 "AKIAEXAMPLE",
                 "secret",
                 None,
@@ -302,7 +321,7 @@ mod tests {
             ))
             .endpoint_url("http://127.0.0.1:9")
             .build();
-        aws_sdk_sns::Client::from_conf(config)
+        aws_sdk_eventbridge::Client::from_conf(config)
     }
 
     /// A handler whose store is unreachable: these tests stop before it.
@@ -316,22 +335,19 @@ mod tests {
                 "products".into(),
             ),
             baskets: BasketRepo::new(client, "baskets".into()),
-            events: OrderEvents::new(
-                unreachable_sns(),
-                "arn:aws:sns:us-east-1:000000000000:order-events".into(),
-            ),
+            events: OrderEvents::new(unreachable_eventbridge(), "shop".into()),
         }
     }
 
     #[tokio::test]
-    async fn an_unreachable_topic_is_an_error_not_a_panic() {
+    async fn an_unreachable_bus_is_an_error_not_a_panic() {
         let order = Order::from_basket(
             order_id_for("k"),
             &Basket::new(Utc::now()),
             "ann",
             Utc::now(),
         );
-        let event = OrderEvent::OrderPlaced(OrderPlaced::of(&order));
+        let event = OrderEvent::Placed(OrderPlaced::of(&order));
         let err = handler()
             .events
             .publish(&event)
@@ -340,7 +356,7 @@ mod tests {
         assert!(
             matches!(
                 err,
-                events::PublishError::Sns(_) | events::PublishError::Timeout(_)
+                events::PublishError::Call(_) | events::PublishError::Timeout(_)
             ),
             "{err}"
         );

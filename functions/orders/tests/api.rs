@@ -1,16 +1,17 @@
 //! Checkout and orders through the whole local stack (dev.toml at the
 //! repository root, started in-process on free ports): API Gateway → the
 //! baskets, products and orders functions' real binaries → DynamoDB
-//! transactions and global indexes. Placed orders are handed to the
-//! `fulfilment` function (topic `order-events`, queue `fulfilment`), which
-//! confirms them: the tests wait for that before paying an order.
+//! transactions and global indexes. The orders function publishes its
+//! facts on the `shop` bus; the `order-placed` rule hands OrderPlaced to
+//! the `fulfilment` function (through the `fulfilment` queue), which
+//! confirms the order: the tests wait for that before paying an order.
 
 use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
 use woocom_dev::Stack;
-use woocom_testkit::{Shop, shop_options, shop_stack as stack};
+use woocom_testkit::{Shop, eventbridge, receive_until, shop_options, shop_stack as stack, sqs};
 
 /// How long fulfilment may take to confirm a placed order here.
 const HAND_OFF: Duration = Duration::from_secs(20);
@@ -342,10 +343,108 @@ async fn bad_checkouts_and_unknown_orders() {
     stack.shutdown().await;
 }
 
+/// A queue that receives every event of the orders service on the
+/// `shop` bus, through a rule the test adds with the EventBridge API.
+async fn observe_order_events(stack: &Stack) -> aws_sdk_sqs::Client {
+    let sqs = sqs(stack).await;
+    let queue = sqs
+        .create_queue()
+        .queue_name("observed-order-events")
+        .send()
+        .await
+        .expect("CreateQueue");
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(queue.queue_url().expect("url"))
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("GetQueueAttributes")
+        .attributes()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+        .cloned()
+        .expect("QueueArn");
+    let events = eventbridge(stack).await;
+    events
+        .put_rule()
+        .event_bus_name("shop")
+        .name("observe-orders")
+        .event_pattern(r#"{"source": ["woocom.orders"]}"#)
+        .send()
+        .await
+        .expect("PutRule");
+    let out = events
+        .put_targets()
+        .event_bus_name("shop")
+        .rule("observe-orders")
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("observed")
+                .arn(arn)
+                .build()
+                .expect("target"),
+        )
+        .send()
+        .await
+        .expect("PutTargets");
+    assert_eq!(out.failed_entry_count(), 0, "{out:?}");
+    sqs
+}
+
+/// The next event of `detail_type` about order `id` in the observing queue.
+async fn observed(sqs: &aws_sdk_sqs::Client, detail_type: &str, id: &str) -> Value {
+    let message = receive_until(sqs, "observed-order-events", HAND_OFF, |event| {
+        event["detail-type"] == detail_type && event["detail"]["orderId"] == id
+    })
+    .await;
+    serde_json::from_str(message.body().expect("body")).expect("JSON")
+}
+
+#[tokio::test]
+async fn checkout_and_status_changes_are_published_on_the_shop_bus() {
+    let stack = stack().await;
+    let events = observe_order_events(&stack).await;
+    let shop = Shop::new(&stack);
+    shop.product("tray", "Tray", 1800, 5).await;
+    let (status, order) = shop
+        .checkout(&shop.basket(&[("tray", 2)]).await, "jo", "bus-1")
+        .await;
+    assert_eq!(status, 201, "{order}");
+    let id = order["id"].as_str().expect("id").to_owned();
+
+    let placed = observed(&events, "OrderPlaced", &id).await;
+    assert_eq!(placed["source"], "woocom.orders");
+    assert_eq!(
+        placed["detail"],
+        json!({
+            "orderId": id, "customerRef": "jo",
+            "items": [{"productId": "tray", "quantity": 2}],
+            "total": 3600, "currency": "EUR", "placedAt": order["createdAt"],
+        })
+    );
+    // The order-placed rule hands the same event to fulfilment.
+    shop.wait_for_status(&id, "CONFIRMED", HAND_OFF).await;
+
+    let (status, paid) = shop.set_status(&id, "PAID").await;
+    assert_eq!(status, 200, "{paid}");
+    let event = observed(&events, "OrderPaid", &id).await;
+    assert_eq!(event["detail"]["status"], "PAID");
+    assert_eq!(event["detail"]["previousStatus"], "CONFIRMED");
+    assert_eq!(event["detail"]["changedAt"], paid["updatedAt"]);
+    assert_eq!(event["detail"]["total"], 3600);
+
+    assert_eq!(shop.set_status(&id, "CANCELLED").await.0, 200);
+    let event = observed(&events, "OrderCancelled", &id).await;
+    assert_eq!(event["detail"]["previousStatus"], "PAID");
+    assert_eq!(shop.set_status(&id, "SHIPPED").await.0, 409);
+    stack.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_checkout_whose_hand_off_fails_still_places_the_order() {
-    // The orders function publishes to a topic that does not exist: SNS
-    // answers NotFound to every OrderPlaced.
+    // The orders function publishes to a bus that does not exist:
+    // EventBridge refuses every entry (PutEvents answers 200 with the
+    // entry failed), so no event reaches fulfilment.
     let mut options = shop_options();
     options
         .manifest
@@ -353,10 +452,7 @@ async fn a_checkout_whose_hand_off_fails_still_places_the_order() {
         .get_mut("orders")
         .expect("orders")
         .env
-        .insert(
-            "ORDER_EVENTS_TOPIC_ARN".to_owned(),
-            "arn:aws:sns:us-east-1:000000000000:no-such-topic".to_owned(),
-        );
+        .insert("EVENT_BUS_NAME".to_owned(), "no-such-bus".to_owned());
     let stack = Stack::start(options).await.expect("stack starts");
     let shop = Shop::new(&stack);
     shop.product("jug", "Jug", 2200, 3).await;
@@ -369,5 +465,10 @@ async fn a_checkout_whose_hand_off_fails_still_places_the_order() {
     // A retry publishes again (and fails again); the order is unchanged.
     let (status, again) = shop.checkout(&basket, "ida", "lost-hand-off").await;
     assert_eq!((status, &again), (200, &order));
+    // A status change stands without its event too.
+    let id = order["id"].as_str().expect("id");
+    let (status, cancelled) = shop.set_status(id, "CANCELLED").await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["status"], "CANCELLED");
     stack.shutdown().await;
 }

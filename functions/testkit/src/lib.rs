@@ -45,6 +45,65 @@ pub async fn dynamodb(stack: &Stack) -> aws_sdk_dynamodb::Client {
     aws_sdk_dynamodb::Client::new(&sdk::config(&stack.urls().aws).await)
 }
 
+/// The AWS SDK's SQS client for the stack's endpoint, over plain HTTP.
+pub async fn sqs(stack: &Stack) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(&sdk::config(&stack.urls().aws).await)
+}
+
+/// The AWS SDK's EventBridge client for the stack's endpoint, over plain
+/// HTTP.
+pub async fn eventbridge(stack: &Stack) -> aws_sdk_eventbridge::Client {
+    aws_sdk_eventbridge::Client::new(&sdk::config(&stack.urls().aws).await)
+}
+
+/// Receives from `queue` until a message whose body `wanted` accepts
+/// arrives, for at most `within`, deleting what it receives; that message.
+pub async fn receive_until(
+    sqs: &aws_sdk_sqs::Client,
+    queue: &str,
+    within: Duration,
+    wanted: impl Fn(&Value) -> bool,
+) -> aws_sdk_sqs::types::Message {
+    let url = sqs
+        .get_queue_url()
+        .queue_name(queue)
+        .send()
+        .await
+        .expect("queue url")
+        .queue_url
+        .expect("url");
+    let deadline = Instant::now() + within;
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .message_attribute_names("All")
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
+            .send()
+            .await
+            .expect("receive");
+        for message in out.messages.unwrap_or_default() {
+            sqs.delete_message()
+                .queue_url(&url)
+                .receipt_handle(message.receipt_handle().expect("receipt handle"))
+                .send()
+                .await
+                .expect("delete");
+            let body: Value =
+                serde_json::from_str(message.body().unwrap_or_default()).unwrap_or(Value::Null);
+            if wanted(&body) {
+                return message;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no wanted message in {queue} within {within:?}"
+        );
+    }
+}
+
 /// A DynamoDB client for an address nothing answers on: for handler unit
 /// tests that must stop (on validation, routing) before any store call.
 pub fn unreachable_dynamodb() -> aws_sdk_dynamodb::Client {
@@ -152,7 +211,7 @@ impl Shop {
     /// Reads order `id` until its status is `status`, for at most
     /// `within`; the order as last read. The status moves on
     /// asynchronously (fulfilment takes a placed order on through the
-    /// `order-events` topic and the `fulfilment` queue).
+    /// `shop` bus's `order-placed` rule and the `fulfilment` queue).
     pub async fn wait_for_status(&self, id: &str, status: &str, within: Duration) -> Value {
         let deadline = Instant::now() + within;
         loop {
