@@ -1454,8 +1454,98 @@ pub fn target_kind(arn: &str) -> Option<TargetKind> {
 
 #[cfg(test)]
 mod tests {
-    use super::target_kind;
+    use std::sync::Weak;
+    use std::time::Duration;
+
+    use super::{EventBridge, TargetState, target_kind};
+    use crate::dynamodb::DataLocation;
     use crate::manifest::TargetKind;
+    use crate::manifest::events::RetryPolicy;
+    use crate::sns::Sns;
+    use crate::sqs::{ReceiveRequest, Sqs};
+
+    #[tokio::test]
+    async fn a_rate_rule_fires_when_its_period_has_passed() {
+        let sqs = Sqs::open(&DataLocation::Memory, "us-east-1", "000000000000").expect("sqs");
+        sqs.create_queue("ticks", &Default::default(), Default::default())
+            .expect("queue");
+        let sns = Sns::open(
+            &DataLocation::Memory,
+            "us-east-1",
+            "000000000000",
+            sqs.clone(),
+            Weak::new(),
+        )
+        .expect("sns");
+        let events = EventBridge::open(
+            &DataLocation::Memory,
+            "us-east-1",
+            "000000000000",
+            sqs.clone(),
+            sns,
+            Weak::new(),
+        )
+        .expect("events");
+        events
+            .put_rule(
+                "default",
+                "tick",
+                None,
+                Some("rate(1 minute)".into()),
+                None,
+                None,
+                None,
+                Default::default(),
+            )
+            .expect("rule");
+        let target = TargetState {
+            id: "q".into(),
+            arn: sqs.queue_arn("ticks"),
+            input: None,
+            input_path: None,
+            input_transformer: None,
+            message_group_id: None,
+            retry_policy: RetryPolicy::default(),
+            dead_letter_arn: None,
+            role_arn: None,
+        };
+        assert!(
+            events
+                .put_targets("default", "tick", vec![target])
+                .expect("targets")
+                .is_empty()
+        );
+        let receive = || {
+            sqs.receive(
+                "ticks",
+                ReceiveRequest {
+                    max: 10,
+                    visibility_timeout: None,
+                    wait: Some(Duration::from_millis(300)),
+                },
+            )
+        };
+        let t0 = 1_800_000_000_000;
+        events.tick(t0);
+        events.tick(t0 + 59_000);
+        assert!(
+            receive().await.expect("receive").is_empty(),
+            "fired before its minute"
+        );
+        events.tick(t0 + 60_000);
+        let got = receive().await.expect("receive");
+        assert_eq!(got.len(), 1);
+        let event: serde_json::Value = serde_json::from_str(&got[0].body).expect("JSON");
+        assert_eq!(event["detail-type"], "Scheduled Event");
+        assert_eq!(event["source"], "aws.events");
+        // Disabled, it does not fire.
+        events.set_state("default", "tick", false).expect("disable");
+        events.tick(t0 + 120_000);
+        assert!(
+            receive().await.expect("receive").is_empty(),
+            "a disabled rule fired"
+        );
+    }
 
     #[test]
     fn target_arns_name_their_kind() {
