@@ -47,7 +47,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::dynamodb::DataLocation;
-use crate::event_pattern::FilterPattern;
+use crate::event_pattern::{FilterPattern, PatternSet};
 use crate::lambda::{InvokeRequest, LambdaError, LambdaHost};
 use crate::manifest::events::{DEFAULT_BUS, InputTransformer, RetryPolicy};
 use crate::manifest::{self, TargetKind};
@@ -300,6 +300,21 @@ pub struct EventBridge {
     next_fire: Mutex<HashMap<String, i64>>,
     archives: Mutex<archive::Archives>,
     me: RwLock<Weak<EventBridge>>,
+    /// Bumped (under the `buses` lock) by every change to buses or rules:
+    /// a bus's [`RuleIndex`] built at another generation is rebuilt.
+    generation: std::sync::atomic::AtomicU64,
+    /// Each bus's enabled pattern rules, indexed for matching.
+    indexes: Mutex<HashMap<String, Arc<RuleIndex>>>,
+}
+
+/// The enabled rules of a bus that have a pattern, as one [`PatternSet`]:
+/// an event is checked only against the rules that could match it (by
+/// `source` or `detail-type`), not against every rule in turn.
+struct RuleIndex {
+    generation: u64,
+    set: PatternSet,
+    /// Rule name of each pattern of `set`, by position.
+    rules: Vec<String>,
 }
 
 fn now_ms() -> i64 {
@@ -376,6 +391,8 @@ impl EventBridge {
             next_fire: Mutex::new(HashMap::new()),
             archives: Mutex::new(archive::Archives::open(location)?),
             me: RwLock::new(Weak::new()),
+            generation: std::sync::atomic::AtomicU64::new(0),
+            indexes: Mutex::new(HashMap::new()),
         });
         *events
             .me
@@ -395,6 +412,42 @@ impl EventBridge {
         self.buses
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The buses, to change: indexes built before are rebuilt when next
+    /// used.
+    fn lock_mut(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, BusState>> {
+        let buses = self.lock();
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        buses
+    }
+
+    /// The rule index of `bus` as it is now (`buses` is the locked map).
+    fn rule_index(&self, bus: &BusState) -> Arc<RuleIndex> {
+        let generation = self.generation.load(std::sync::atomic::Ordering::Relaxed);
+        let mut indexes = self
+            .indexes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(index) = indexes.get(&bus.name)
+            && index.generation == generation
+        {
+            return index.clone();
+        }
+        let (rules, patterns): (Vec<String>, Vec<FilterPattern>) = bus
+            .rules
+            .values()
+            .filter(|r| r.state == "ENABLED")
+            .filter_map(|r| Some((r.name.clone(), r.pattern.clone()?)))
+            .unzip();
+        let index = Arc::new(RuleIndex {
+            generation,
+            set: PatternSet::new(patterns),
+            rules,
+        });
+        indexes.insert(bus.name.clone(), index.clone());
+        index
     }
 
     fn save(&self, buses: &BTreeMap<String, BusState>) -> Result<(), EventsError> {
@@ -482,7 +535,7 @@ impl EventBridge {
                 "Event bus name {name} is not valid: 1-64 letters, digits, `.`, `-` and `_`, not `default` and not starting with `aws.`."
             )));
         }
-        let mut buses = self.lock();
+        let mut buses = self.lock_mut();
         if buses.contains_key(name) {
             return Err(EventsError::new(
                 "ResourceAlreadyExistsException",
@@ -509,7 +562,7 @@ impl EventBridge {
         if name == DEFAULT_BUS {
             return Err(EventsError::validation("Cannot delete event bus default."));
         }
-        let mut buses = self.lock();
+        let mut buses = self.lock_mut();
         if buses.remove(name).is_some() {
             self.save(&buses)?;
         }
@@ -583,7 +636,7 @@ impl EventBridge {
                 )));
             }
         };
-        let mut buses = self.lock();
+        let mut buses = self.lock_mut();
         let b = buses
             .get_mut(bus)
             .ok_or_else(|| EventsError::bus_not_found(bus))?;
@@ -629,7 +682,7 @@ impl EventBridge {
         rule: &str,
         f: impl FnOnce(&mut RuleState) -> Result<T, EventsError>,
     ) -> Result<T, EventsError> {
-        let mut buses = self.lock();
+        let mut buses = self.lock_mut();
         let b = buses
             .get_mut(bus)
             .ok_or_else(|| EventsError::bus_not_found(bus))?;
@@ -708,7 +761,7 @@ impl EventBridge {
 
     /// `DeleteRule`: refused while the rule has targets, unless `force`.
     pub fn delete_rule(&self, bus: &str, rule: &str, force: bool) -> Result<(), EventsError> {
-        let mut buses = self.lock();
+        let mut buses = self.lock_mut();
         let b = buses
             .get_mut(bus)
             .ok_or_else(|| EventsError::bus_not_found(bus))?;
@@ -850,7 +903,7 @@ impl EventBridge {
         lambda: Option<&LambdaHost>,
     ) -> Result<Vec<String>, EventsError> {
         let mut changes = Vec::new();
-        let mut buses = self.lock();
+        let mut buses = self.lock_mut();
         let dropped: Vec<String> = buses
             .values()
             .filter(|b| b.declared && !buses_declared.contains_key(&b.name))
@@ -1017,6 +1070,19 @@ impl EventBridge {
         });
         match self.route(&bus, Arc::new(event), accepted_ms, Route::Matching) {
             Ok(()) => EntryResult::Accepted(id),
+            // EventBridge accepts an event for a bus that does not exist,
+            // gives it an id and drops it (reported against AWS in
+            // aws/aws-cli#9186, aws/aws-sdk#186; LocalStack's AWS-validated
+            // test does the same). We answer the same, and say it aloud so
+            // the typo is found here and not after deployment.
+            Err(err) if err.code == "ResourceNotFoundException" => {
+                tracing::warn!(
+                    bus,
+                    id = %id,
+                    "event dropped: event bus {bus} does not exist (AWS accepts such an event and drops it too)"
+                );
+                EntryResult::Accepted(id)
+            }
             Err(err) => failed(err.code, &err.message),
         }
     }
@@ -1037,21 +1103,25 @@ impl EventBridge {
             let b = buses
                 .get(bus)
                 .ok_or_else(|| EventsError::bus_not_found(bus))?;
-            for r in b.rules.values() {
-                let matches = || {
-                    r.state == "ENABLED" && r.pattern.as_ref().is_some_and(|p| p.matches(&event))
-                };
-                let hit = match to {
-                    Route::Rule(name) => r.name == name,
-                    Route::Matching => matches(),
-                    Route::Replay(rules) => {
-                        (rules.is_empty() || rules.contains(&self.rule_arn(bus, &r.name)))
-                            && matches()
-                    }
-                };
-                if !hit {
-                    continue;
+            let hits: Vec<&RuleState> = match to {
+                Route::Rule(name) => b.rules.get(name).into_iter().collect(),
+                Route::Matching | Route::Replay(_) => {
+                    let index = self.rule_index(b);
+                    index
+                        .set
+                        .matching(&event)
+                        .into_iter()
+                        .filter_map(|i| b.rules.get(&index.rules[i]))
+                        .filter(|r| match to {
+                            Route::Replay(rules) => {
+                                rules.is_empty() || rules.contains(&self.rule_arn(bus, &r.name))
+                            }
+                            _ => true,
+                        })
+                        .collect()
                 }
+            };
+            for r in hits {
                 matched.push(r.name.clone());
                 let rule_arn = self.rule_arn(bus, &r.name);
                 for t in &r.targets {
@@ -1545,6 +1615,80 @@ mod tests {
             receive().await.expect("receive").is_empty(),
             "a disabled rule fired"
         );
+    }
+
+    /// The matched rules of each event follow every change to the rules:
+    /// the index is rebuilt after a rule is added, disabled, re-patterned or
+    /// deleted.
+    #[tokio::test]
+    async fn matching_follows_every_change_to_the_rules() {
+        let sqs = Sqs::open(&DataLocation::Memory, "us-east-1", "000000000000").expect("sqs");
+        let sns = Sns::open(
+            &DataLocation::Memory,
+            "us-east-1",
+            "000000000000",
+            sqs.clone(),
+            Weak::new(),
+        )
+        .expect("sns");
+        let events = EventBridge::open(
+            &DataLocation::Memory,
+            "us-east-1",
+            "000000000000",
+            sqs,
+            sns,
+            Weak::new(),
+        )
+        .expect("events");
+        let rule = |name: &str, pattern: &str| {
+            events
+                .put_rule(
+                    "default",
+                    name,
+                    Some(pattern.to_owned()),
+                    None,
+                    None,
+                    None,
+                    None,
+                    Default::default(),
+                )
+                .expect("rule");
+        };
+        let mut tail = events.subscribe();
+        let mut matched = |source: &str, detail_type: &str| {
+            let put = events.put_events(vec![super::EventEntry {
+                source: Some(source.to_owned()),
+                detail_type: Some(detail_type.to_owned()),
+                detail: Some("{}".to_owned()),
+                ..Default::default()
+            }]);
+            assert!(matches!(put[0], super::EntryResult::Accepted(_)), "{put:?}");
+            let mut rules = tail.try_recv().expect("tailed").rules;
+            rules.sort();
+            rules
+        };
+        rule("orders", r#"{"source": ["shop.orders"]}"#);
+        rule("payments", r#"{"source": ["shop.payments"]}"#);
+        rule("placed", r#"{"detail-type": [{"prefix": "Order"}]}"#);
+        assert_eq!(matched("shop.orders", "OrderPlaced"), ["orders", "placed"]);
+        assert_eq!(matched("shop.payments", "Paid"), ["payments"]);
+        assert!(matched("shop.stock", "Low").is_empty());
+
+        events
+            .set_state("default", "orders", false)
+            .expect("disable");
+        assert_eq!(matched("shop.orders", "OrderPlaced"), ["placed"]);
+        events.set_state("default", "orders", true).expect("enable");
+        assert_eq!(matched("shop.orders", "OrderPlaced"), ["orders", "placed"]);
+
+        rule("payments", r#"{"source": ["shop.stock"]}"#);
+        assert!(matched("shop.payments", "Paid").is_empty());
+        assert_eq!(matched("shop.stock", "Low"), ["payments"]);
+
+        events
+            .delete_rule("default", "placed", false)
+            .expect("delete");
+        assert_eq!(matched("shop.orders", "OrderPlaced"), ["orders"]);
     }
 
     #[test]
