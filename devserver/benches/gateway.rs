@@ -1,9 +1,16 @@
 //! Warm request throughput and latency through the REST gateway and a Lambda
-//! function, next to a plain axum handler measured in the same run (issue #2):
+//! function, next to a plain axum handler measured in the same run (issues
+//! #2 and #21):
 //!
 //! ```text
 //! cargo bench -p woocom-dev --bench gateway
 //! ```
+//!
+//! The headline (see `gateway/outside.rs`) is the stack as users run it:
+//! the real `woocom-dev up` with its logs on, next to `cargo lambda watch`
+//! serving the same `lambda_http` handler and plain axum, each in its own
+//! process, loaded from another process. The rows below it measure the
+//! devserver in-process, with CPU time per part:
 //!
 //! The stack is `benches/bench.toml` started in-process on free ports (the
 //! stack builds the probe function with cargo, as `woocom-dev up` does);
@@ -43,7 +50,11 @@
 //! - `--server-threads` / `BENCH_SERVER_THREADS`: tokio workers of the
 //!   servers' runtime (default: one per core, as `woocom-dev up`);
 //! - `--release-functions` / `BENCH_RELEASE_FUNCTIONS=1`: build the function
-//!   with `--release` (default: a debug build, as `woocom-dev up`).
+//!   with `--release` (default: a debug build, as `woocom-dev up`);
+//! - `--no-cargo-lambda` / `BENCH_NO_CARGO_LAMBDA=1`: leave out
+//!   `cargo lambda watch` (otherwise installed from PyPI into
+//!   `.woocom/venv` on first use);
+//! - `--outside-only` / `BENCH_OUTSIDE_ONLY=1`: only the headline.
 //!
 //! The devserver's logs are off unless `WOOCOM_LOG` sets a filter (e.g.
 //! `WOOCOM_LOG=info`); they are then formatted as `woocom-dev up` formats
@@ -64,6 +75,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use woocom_dev::lambda::{InvokeRequest, LambdaHost};
 use woocom_dev::{Stack, StackOptions};
+
+#[path = "gateway/outside.rs"]
+mod outside;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -86,6 +100,8 @@ struct Options {
     concurrency: Option<usize>,
     server_threads: Option<usize>,
     release_functions: bool,
+    cargo_lambda: bool,
+    outside_only: bool,
 }
 
 impl Options {
@@ -98,6 +114,8 @@ impl Options {
             ("concurrency", "BENCH_CONCURRENCY"),
             ("server-threads", "BENCH_SERVER_THREADS"),
             ("release-functions", "BENCH_RELEASE_FUNCTIONS"),
+            ("no-cargo-lambda", "BENCH_NO_CARGO_LAMBDA"),
+            ("outside-only", "BENCH_OUTSIDE_ONLY"),
         ]
         .iter()
         .filter_map(|(name, var)| Some(((*name).to_owned(), std::env::var(var).ok()?)))
@@ -114,7 +132,13 @@ impl Options {
             };
             let (name, value) = match name.split_once('=') {
                 Some((n, v)) => (n.to_owned(), v.to_owned()),
-                None if name == "release-functions" => (name.to_owned(), "1".to_owned()),
+                None if matches!(
+                    name,
+                    "release-functions" | "no-cargo-lambda" | "outside-only"
+                ) =>
+                {
+                    (name.to_owned(), "1".to_owned())
+                }
                 None => (
                     name.to_owned(),
                     args.next().ok_or(format!("--{name} needs a value"))?,
@@ -130,6 +154,8 @@ impl Options {
             concurrency: None,
             server_threads: None,
             release_functions: false,
+            cargo_lambda: true,
+            outside_only: false,
         };
         for (name, value) in values {
             let bad = |e: &dyn std::fmt::Display| format!("bad value `{value}` for {name}: {e}");
@@ -149,6 +175,8 @@ impl Options {
                     options.server_threads = Some(value.parse().map_err(|e| bad(&e))?);
                 }
                 "release-functions" => options.release_functions = value == "1",
+                "no-cargo-lambda" => options.cargo_lambda = value != "1",
+                "outside-only" => options.outside_only = value == "1",
                 _ => return Err(format!("unknown option --{name}").into()),
             }
         }
@@ -346,7 +374,18 @@ fn stat_field(stat: &str, n: usize) -> Option<&str> {
 }
 
 fn main() -> Result<(), BoxError> {
+    if let Ok(spec) = std::env::var(outside::LOADGEN_ENV) {
+        return outside::loadgen_child(&spec);
+    }
     let options = Options::parse()?;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(outside::measure(&options))?;
+    if options.outside_only {
+        return Ok(());
+    }
+    println!("in-process rows (the devserver's stack started inside this bench):");
     if let Ok(filter) = std::env::var("WOOCOM_LOG") {
         // As `woocom-dev up` logs, into a sink.
         tracing_subscriber::fmt()

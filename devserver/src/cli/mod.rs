@@ -89,13 +89,14 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.log_format);
+    let log = logging::init(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
+            drop(log);
             eprintln!("error: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
@@ -119,6 +120,10 @@ pub fn main() -> ExitCode {
             Command::Destroy(args) => destroy::run(&cli.manifest, args).await,
         }
     });
+    // Stop the tasks that log, then write what is still queued, before the
+    // error goes to stderr after it.
+    drop(runtime);
+    drop(log);
     match result {
         Ok(code) => code,
         Err(e) => {
