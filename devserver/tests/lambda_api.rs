@@ -56,7 +56,10 @@ async fn request_response_returns_the_result_with_tail_logs() {
     );
     assert!(
         log.contains(&format!("REPORT RequestId: {request_id}\tDuration: "))
-            && log.contains("\tMemory Size: 256 MB\t"),
+            && log.contains("\tMemory Size: 256 MB\t")
+            // Read from the process: a running binary uses some.
+            && log.contains("\tMax Memory Used: ")
+            && !log.contains("\tMax Memory Used: 0 MB"),
         "{log}"
     );
     stack.shutdown().await;

@@ -63,7 +63,10 @@ pub(crate) struct Instance {
     /// current invocation when its timer fires (see [`run`]).
     started: Notify,
     function: Mutex<Option<Arc<FunctionSpec>>>,
-    pid: Mutex<Option<u32>>,
+    /// `/proc/<pid>/status` of the process, kept open: REPORT reads the
+    /// peak memory from it after every invocation, and opening it each
+    /// time cost more than reading it.
+    status: Mutex<Option<std::fs::File>>,
 }
 
 /// Why an invocation ended without the function answering.
@@ -81,7 +84,7 @@ impl Instance {
             stop: Notify::new(),
             started: Notify::new(),
             function: Mutex::new(None),
-            pid: Mutex::new(None),
+            status: Mutex::new(None),
         })
     }
 
@@ -238,11 +241,10 @@ impl Instance {
         let elapsed = f.started.elapsed();
         let ms = elapsed.as_secs_f64() * 1000.0;
         let max_mb = self
-            .pid
+            .status
             .lock()
             .ok()
-            .and_then(|p| *p)
-            .and_then(logs::peak_memory_mb)
+            .and_then(|f| f.as_ref().and_then(logs::peak_memory_mb))
             .unwrap_or(0);
         self.log(format_args!("END RequestId: {}", f.request_id));
         self.log(format_args!(
@@ -386,9 +388,11 @@ pub(crate) async fn run(instance: Arc<Instance>, spec: Arc<FunctionSpec>, settin
         }
     };
     *instance
-        .pid
+        .status
         .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = child.id();
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = child
+        .id()
+        .and_then(|pid| std::fs::File::open(format!("/proc/{pid}/status")).ok());
     let readers = [
         child.stdout.take().map(|out| {
             let instance = instance.clone();

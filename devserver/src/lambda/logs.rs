@@ -53,12 +53,22 @@ pub(crate) async fn read(
 }
 
 /// Peak resident memory of a process in MB (`VmHWM`), as Lambda's REPORT
-/// line's "Max Memory Used".
-pub(crate) fn peak_memory_mb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+/// line's "Max Memory Used", from its open `/proc/<pid>/status`.
+#[cfg(unix)]
+pub(crate) fn peak_memory_mb(status: &std::fs::File) -> Option<u64> {
+    use std::os::unix::fs::FileExt;
+    // The whole file is about 1.5 KB; VmHWM is in its first half.
+    let mut buf = [0u8; 4096];
+    let n = status.read_at(&mut buf, 0).ok()?;
+    let text = std::str::from_utf8(&buf[..n]).ok()?;
+    let line = text.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb.div_ceil(1024))
+}
+
+#[cfg(not(unix))]
+pub(crate) fn peak_memory_mb(_: &std::fs::File) -> Option<u64> {
+    None
 }
 
 /// The last 4 KB of a log, as `X-Amz-Log-Result` carries it.
