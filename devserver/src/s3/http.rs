@@ -28,6 +28,49 @@ impl s3s::auth::S3Auth for LocalAuth {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::policy_condition;
+
+    #[test]
+    fn policy_failures_are_worded_as_s3_words_them() {
+        assert_eq!(
+            policy_condition(
+                "Policy condition 'starts-with' for field 'key' failed: expected prefix 'uploads/', got 'x'"
+            )
+            .as_deref(),
+            Some(r#"["starts-with", "$key", "uploads/"]"#)
+        );
+        assert_eq!(
+            policy_condition(
+                "Policy condition 'eq' for field 'content-type' failed: expected 'image/png', got 'text/html'"
+            )
+            .as_deref(),
+            Some(r#"["eq", "$content-type", "image/png"]"#)
+        );
+        assert!(policy_condition("something else").is_none());
+    }
+}
+
+/// `<bucket>.localhost[:port]` is virtual-host style; any other host
+/// (`127.0.0.1:4004`, `localhost:4004`) path style.
+struct LocalHosts;
+
+impl s3s::host::S3Host for LocalHosts {
+    fn parse_host_header<'a>(&'a self, host: &'a str) -> s3s::S3Result<s3s::host::VirtualHost<'a>> {
+        let name = match host.rsplit_once(':') {
+            Some((name, port)) if port.parse::<u16>().is_ok() => name,
+            _ => host,
+        };
+        Ok(match name.strip_suffix(".localhost") {
+            Some(bucket) if !bucket.is_empty() => {
+                s3s::host::VirtualHost::new(host).with_bucket(bucket)
+            }
+            _ => s3s::host::VirtualHost::new(host),
+        })
+    }
+}
+
 #[derive(Clone)]
 struct Endpoint {
     s3: Arc<S3>,
@@ -38,6 +81,7 @@ struct Endpoint {
 pub fn router(s3: Arc<S3>) -> Router {
     let mut builder = s3s::service::S3ServiceBuilder::new(Api { s3: s3.clone() });
     builder.set_auth(LocalAuth);
+    builder.set_host(LocalHosts);
     let endpoint = Endpoint {
         s3,
         service: builder.build(),
@@ -82,7 +126,6 @@ fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// The bucket a request addresses: `<bucket>.localhost` (virtual host), or
@@ -141,6 +184,9 @@ async fn serve(
     }
     let origin = header(request.headers(), "origin").map(str::to_owned);
     let method = request.method().as_str().to_owned();
+    let form_post = request.method() == Method::POST
+        && header(request.headers(), "content-type")
+            .is_some_and(|t| t.starts_with("multipart/form-data"));
     let request = request.map(s3s::Body::http_body_unsync);
     let mut response = match endpoint.service.call(request).await {
         Ok(r) => r.map(Body::new),
@@ -154,6 +200,9 @@ async fn serve(
             );
         }
     };
+    if response.status().as_u16() >= 400 && method != "HEAD" {
+        response = complete_error(response, form_post).await;
+    }
     if let (Some(origin), Some(bucket)) = (origin, bucket)
         && let Some(rules) = endpoint.s3.cors_of(&bucket)
         && let Some(rule) = cors::find(&rules, &origin, &method, &[])
@@ -163,6 +212,112 @@ async fn serve(
             .extend(cors::response_headers(rule, &origin, None));
     }
     response
+}
+
+/// S3's message for codes s3s answers without one.
+fn default_message(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "AccessDenied" => "Access Denied",
+        "InvalidBucketName" => "The specified bucket is not valid.",
+        "SignatureDoesNotMatch" => {
+            "The request signature we calculated does not match the signature you provided. Check your key and signing method."
+        }
+        "InvalidAccessKeyId" => {
+            "The AWS Access Key Id you provided does not exist in our records."
+        }
+        "MethodNotAllowed" => "The specified method is not allowed against this resource.",
+        "MalformedXML" => {
+            "The XML you provided was not well-formed or did not validate against our published schema"
+        }
+        "NotImplemented" => {
+            "A header you provided implies functionality that is not implemented"
+        }
+        "MissingContentLength" => "You must provide the Content-Length HTTP header.",
+        "InvalidArgument" => "Invalid Argument",
+        _ => return None,
+    })
+}
+
+fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+    let open = format!("<{name}>");
+    let start = xml.find(&open)? + open.len();
+    let end = start + xml[start..].find(&format!("</{name}>"))?;
+    Some(&xml[start..end])
+}
+
+fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+/// A failed POST policy condition as S3 words it: 403 `AccessDenied`,
+/// "Invalid according to Policy: Policy Condition failed: [...]" (s3s
+/// answers 400 `InvalidPolicyDocument` with its own text).
+fn policy_condition(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("Policy condition '")?;
+    let (op, rest) = rest.split_once("' for field '")?;
+    let (field, rest) = rest.split_once("' failed: expected ")?;
+    let value = rest.strip_prefix("prefix ").unwrap_or(rest);
+    let value = value.strip_prefix('\'')?;
+    let (value, _) = value.split_once("', got '")?;
+    // S3 writes the condition as JSON with a space after each comma.
+    let quote = |s: &str| serde_json::Value::from(s).to_string();
+    Some(format!(
+        "[{}, {}, {}]",
+        quote(op),
+        quote(&format!("${field}")),
+        quote(value)
+    ))
+}
+
+/// Completes an error answer of s3s: S3's message where s3s has none, a
+/// request id, and POST policy failures in S3's words.
+async fn complete_error(response: Response, form_post: bool) -> Response {
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return error_xml(
+            parts.status,
+            "InternalError",
+            "We encountered an internal error. Please try again.",
+            &[],
+        );
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let Some(code) = element(&text, "Code").map(unescape) else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    let message = element(&text, "Message").map(unescape).unwrap_or_default();
+    let (status, code, message) = if form_post && code == "InvalidPolicyDocument" {
+        match policy_condition(&message) {
+            Some(condition) => (
+                StatusCode::FORBIDDEN,
+                "AccessDenied".to_owned(),
+                format!("Invalid according to Policy: Policy Condition failed: {condition}"),
+            ),
+            None => (parts.status, code, message),
+        }
+    } else if form_post && code == "AccessDenied" && message == "Request has expired" {
+        (
+            StatusCode::FORBIDDEN,
+            code,
+            "Invalid according to Policy: Policy expired.".to_owned(),
+        )
+    } else if message.is_empty() {
+        let m = default_message(&code).unwrap_or_default().to_owned();
+        (parts.status, code, m)
+    } else {
+        (parts.status, code, message)
+    };
+    let mut answer = error_xml(status, &code, &message, &[]);
+    for (name, value) in &parts.headers {
+        if name != "content-length" && name != "content-type" {
+            answer.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    answer
 }
 
 /// A CORS preflight, answered from the bucket's rules.
