@@ -99,7 +99,9 @@ fn file_baseline(dir: &std::path::Path, bytes: &[u8], ops: usize, durable: bool)
         drop(f);
         std::fs::rename(&tmp, &dest).expect("rename");
         if durable {
-            std::fs::File::open(dir).and_then(|d| d.sync_all()).expect("fsync dir");
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .expect("fsync dir");
         }
         out.push(t.elapsed().as_secs_f64() * 1000.0);
     }
@@ -139,7 +141,11 @@ async fn throughput(scratch: &std::path::Path) {
     options.data = DataLocation::Dir(data_dir);
     let stack = Stack::start(options).await.expect("stack starts");
     let s3 = client(&stack).await;
-    s3.create_bucket().bucket("bench").send().await.expect("bucket");
+    s3.create_bucket()
+        .bucket("bench")
+        .send()
+        .await
+        .expect("bucket");
     let files = scratch.join("files");
     std::fs::create_dir_all(&files).expect("files dir");
 
@@ -186,8 +192,16 @@ async fn throughput(scratch: &std::path::Path) {
         let reads = file_reads(&files, ops);
         println!("--- {name} objects ({ops} sequential operations each)");
         report(&format!("PutObject {name} (SDK, fsynced)"), &puts, size);
-        report(&format!("baseline: file write+fsync+rename {name}"), &durable, size);
-        report(&format!("baseline: file write (no fsync) {name}"), &plain, size);
+        report(
+            &format!("baseline: file write+fsync+rename {name}"),
+            &durable,
+            size,
+        );
+        report(
+            &format!("baseline: file write (no fsync) {name}"),
+            &plain,
+            size,
+        );
         report(&format!("GetObject {name} (SDK)"), &gets, size);
         report(&format!("baseline: file read {name}"), &reads, size);
     }

@@ -1551,7 +1551,11 @@ fn status_of<E>(e: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::Htt
 async fn virtual_host_style_names_the_bucket_in_a_localhost_subdomain() {
     let stack = start().await;
     let s3 = client(&stack).await;
-    s3.create_bucket().bucket("vhost").send().await.expect("create");
+    s3.create_bucket()
+        .bucket("vhost")
+        .send()
+        .await
+        .expect("create");
     s3.put_object()
         .bucket("vhost")
         .key("a/b.txt")
@@ -1647,11 +1651,16 @@ async fn acknowledged_puts_survive_kill_9() {
     std::fs::copy(common::fixture("s3.toml"), &manifest).expect("fixture");
     let (mut child, url) = up(&manifest);
     let s3 = client_for(&url).await;
-    s3.create_bucket().bucket("durable").send().await.expect("create");
+    s3.create_bucket()
+        .bucket("durable")
+        .send()
+        .await
+        .expect("create");
 
     // Four writers overwrite and add keys (64 KiB each) while the server is
     // killed; what was acknowledged is recorded.
-    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
+    let acknowledged =
+        std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::new()));
     let mut writers = Vec::new();
     for w in 0..4 {
         let (s3, acknowledged) = (s3.clone(), acknowledged.clone());
@@ -1682,7 +1691,10 @@ async fn acknowledged_puts_survive_kill_9() {
         let _ = w.await;
     }
     let acknowledged = acknowledged.lock().expect("lock").clone();
-    assert!(acknowledged.len() >= 4, "writes were acknowledged before the kill");
+    assert!(
+        acknowledged.len() >= 4,
+        "writes were acknowledged before the kill"
+    );
 
     let (mut child, url) = up(&manifest);
     let s3 = client_for(&url).await;
@@ -1706,7 +1718,10 @@ async fn acknowledged_puts_survive_kill_9() {
             .nth(1)
             .and_then(|n| n.parse().ok())
             .expect("write number");
-        assert!(written >= *acked, "{key}: write {written} read back, {acked} acknowledged");
+        assert!(
+            written >= *acked,
+            "{key}: write {written} read back, {acked} acknowledged"
+        );
     }
     let data = dir.join(".woocom/data/s3-stack/s3");
     assert_eq!(
@@ -1715,8 +1730,13 @@ async fn acknowledged_puts_survive_kill_9() {
         "unfinished bodies were swept"
     );
     let records = acknowledged.len();
-    let bodies = std::fs::read_dir(data.join("objects")).expect("objects").count();
-    assert!(bodies <= 32 && bodies >= records, "{bodies} bodies for {records} keys");
+    let bodies = std::fs::read_dir(data.join("objects"))
+        .expect("objects")
+        .count();
+    assert!(
+        bodies <= 32 && bodies >= records,
+        "{bodies} bodies for {records} keys"
+    );
     child.kill().expect("stop");
     let _ = child.wait();
 }

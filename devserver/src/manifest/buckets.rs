@@ -389,6 +389,83 @@ mod tests {
         ));
     }
 
+    fn load(text: &str) -> Result<crate::manifest::Manifest, ManifestError> {
+        crate::manifest::Manifest::parse(std::path::Path::new("dev.toml"), text)
+    }
+
+    const STACK: &str = r#"
+[functions.thumbnail]
+crate = "woocom-probe"
+
+[queues.removed]
+[queues."ordered.fifo"]
+fifo_queue = true
+
+[buckets.product-images]
+cors_rule = [{ allowed_origins = ["*"], allowed_methods = ["PUT"] }]
+lambda_function = [{ function = "thumbnail", events = ["s3:ObjectCreated:*"], filter_prefix = "uploads/" }]
+queue = [{ queue = "removed", events = ["s3:ObjectRemoved:*"] }]
+"#;
+
+    #[test]
+    fn buckets_parse_with_cors_and_notifications() {
+        let m = load(STACK).expect("valid");
+        let b = &m.buckets["product-images"];
+        assert_eq!(b.cors_rule[0].allowed_methods, ["PUT"]);
+        assert_eq!(b.notifications.len(), 2);
+        assert_eq!(
+            b.notifications[0].target,
+            NotificationTarget::Function("thumbnail".into())
+        );
+        assert_eq!(b.notifications[0].id, "product-images-lambda_function-1");
+    }
+
+    #[test]
+    fn mistakes_name_the_line_and_the_fix() {
+        let cases = [
+            (
+                STACK.replace("function = \"thumbnail\"", "function = \"thumb\""),
+                11,
+                "no function `thumb`",
+            ),
+            (
+                STACK.replace("queue = \"removed\"", "queue = \"ordered.fifo\""),
+                12,
+                "FIFO",
+            ),
+            (
+                STACK.replace("s3:ObjectRemoved:*", "s3:ObjectDeleted"),
+                12,
+                "unknown event type `s3:ObjectDeleted`",
+            ),
+            (
+                STACK.replace("[\"PUT\"]", "[\"PATCH\"]"),
+                10,
+                "Unsupported method is PATCH",
+            ),
+            (
+                STACK.replace("buckets.product-images", "buckets.Product_Images"),
+                9,
+                "bucket name `Product_Images`",
+            ),
+            (
+                STACK
+                    .replace("s3:ObjectRemoved:*", "s3:ObjectCreated:Put")
+                    .replace(
+                        "events = [\"s3:ObjectCreated:Put\"] }]",
+                        "events = [\"s3:ObjectCreated:Put\"], filter_prefix = \"uploads/a/\" }]",
+                    ),
+                12,
+                "Configurations overlap",
+            ),
+        ];
+        for (text, line, message) in cases {
+            let err = load(&text).expect_err(message);
+            assert!(err.message.contains(message), "{err}");
+            assert_eq!(err.line, line, "{err}");
+        }
+    }
+
     #[test]
     fn bucket_names_follow_s3s_rules() {
         assert!(name_problem("product-images").is_none());

@@ -222,16 +222,12 @@ fn default_message(code: &str) -> Option<&'static str> {
         "SignatureDoesNotMatch" => {
             "The request signature we calculated does not match the signature you provided. Check your key and signing method."
         }
-        "InvalidAccessKeyId" => {
-            "The AWS Access Key Id you provided does not exist in our records."
-        }
+        "InvalidAccessKeyId" => "The AWS Access Key Id you provided does not exist in our records.",
         "MethodNotAllowed" => "The specified method is not allowed against this resource.",
         "MalformedXML" => {
             "The XML you provided was not well-formed or did not validate against our published schema"
         }
-        "NotImplemented" => {
-            "A header you provided implies functionality that is not implemented"
-        }
+        "NotImplemented" => "A header you provided implies functionality that is not implemented",
         "MissingContentLength" => "You must provide the Content-Length HTTP header.",
         "InvalidArgument" => "Invalid Argument",
         _ => return None,
