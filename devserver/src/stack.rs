@@ -85,7 +85,9 @@ pub enum StackError {
     #[error("cannot open the stack's buckets: {0}")]
     #[diagnostic(
         code(woocom::buckets),
-        help("if the store is damaged, `woocom-dev reset` starts the stack's data afresh")
+        help(
+            "if the store is damaged, remove .woocom/data/<stack>/s3 to start the stack's buckets afresh (`woocom-dev reset` clears DynamoDB only)"
+        )
     )]
     S3(String),
     #[error("cannot open the stack's queues: {0}")]

@@ -1740,3 +1740,51 @@ async fn acknowledged_puts_survive_kill_9() {
     child.kill().expect("stop");
     let _ = child.wait();
 }
+
+// Regression: a GET streams a body file opened before its answer started;
+// an overwrite that removes that file meanwhile must not cut it short.
+#[tokio::test]
+async fn a_get_in_flight_survives_an_overwrite_of_its_key() {
+    let stack = start().await;
+    let s3 = client(&stack).await;
+    s3.create_bucket()
+        .bucket("race")
+        .send()
+        .await
+        .expect("create");
+    let old = vec![b'o'; 8 * 1024 * 1024];
+    s3.put_object()
+        .bucket("race")
+        .key("k")
+        .body(ByteStream::from(old.clone()))
+        .send()
+        .await
+        .expect("put");
+    let reading = s3
+        .get_object()
+        .bucket("race")
+        .key("k")
+        .send()
+        .await
+        .expect("get");
+    s3.put_object()
+        .bucket("race")
+        .key("k")
+        .body(ByteStream::from_static(b"new"))
+        .send()
+        .await
+        .expect("overwrite");
+    assert_eq!(
+        body(reading).await,
+        old,
+        "the answer started is finished whole"
+    );
+    let now = s3
+        .get_object()
+        .bucket("race")
+        .key("k")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(body(now).await, b"new");
+}

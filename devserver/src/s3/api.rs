@@ -292,16 +292,12 @@ impl futures_util::Stream for FileStream {
     }
 }
 
-fn file_stream(path: PathBuf, range: std::ops::Range<u64>) -> StreamingBlob {
+/// The bytes of an open body file. The file is opened before the answer
+/// starts, so an overwrite that removes it meanwhile (its old body) cannot
+/// cut the answer short: the open file stays readable.
+fn file_stream(mut file: tokio::fs::File, range: std::ops::Range<u64>) -> StreamingBlob {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     tokio::spawn(async move {
-        let mut file = match tokio::fs::File::open(&path).await {
-            Ok(f) => f,
-            Err(e) => {
-                let _ = tx.send(Err(e)).await;
-                return;
-            }
-        };
         if let Err(e) = file.seek(std::io::SeekFrom::Start(range.start)).await {
             let _ = tx.send(Err(e)).await;
             return;
@@ -414,6 +410,24 @@ impl Api {
             .bucket(bucket)
             .map_err(|e| internal("reading a bucket", e))?
             .ok_or_else(|| no_such_bucket(bucket))
+    }
+
+    /// An object's record with its body file open: read again when an
+    /// overwrite removed the body between the two.
+    async fn open_object(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> S3Result<(ObjectRecord, tokio::fs::File)> {
+        for _ in 0..3 {
+            let record = self.object(bucket, key)?;
+            match tokio::fs::File::open(self.s3.store.object_path(&record.data)).await {
+                Ok(file) => return Ok((record, file)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(internal("opening a body", e)),
+            }
+        }
+        Err(internal("opening a body", "the object kept changing"))
     }
 
     fn object(&self, bucket: &str, key: &str) -> S3Result<ObjectRecord> {
@@ -984,7 +998,7 @@ impl s3s::S3 for Api {
         req: S3Request<dto::GetObjectInput>,
     ) -> S3Result<S3Response<dto::GetObjectOutput>> {
         let input = req.input;
-        let record = self.object(&input.bucket, &input.key)?;
+        let (record, file) = self.open_object(&input.bucket, &input.key).await?;
         check_read_conditions(
             &record,
             input.if_match.as_ref(),
@@ -1023,10 +1037,7 @@ impl s3s::S3 for Api {
         let show = checksum_mode && whole;
         let headers = &record.headers;
         let output = dto::GetObjectOutput {
-            body: Some(file_stream(
-                self.s3.store.object_path(&record.data),
-                range.clone(),
-            )),
+            body: Some(file_stream(file, range.clone())),
             content_length: Some((range.end - range.start) as i64),
             content_range,
             accept_ranges: Some("bytes".to_owned()),
@@ -1233,7 +1244,7 @@ impl s3s::S3 for Api {
             }
         };
         self.require_bucket(&input.bucket)?;
-        let source = self.object(&src_bucket, &src_key)?;
+        let (source, source_file) = self.open_object(&src_bucket, &src_key).await?;
         // x-amz-copy-source-if-* (https://docs.aws.amazon.com/AmazonS3/latest/API/API_CopyObject.html):
         // all failures are 412.
         check_read_conditions(
@@ -1273,7 +1284,7 @@ impl s3s::S3 for Api {
         }
         // The copy is read through the same path as an upload: a fresh
         // MD5 (a copy of a multipart object gets a plain ETag) and checksums.
-        let body = file_stream(self.s3.store.object_path(&source.data), 0..source.size);
+        let body = file_stream(source_file, 0..source.size);
         let received = self.receive(Some(body), algorithms).await?;
         if received.size != source.size {
             received.discard().await;
