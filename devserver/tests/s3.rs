@@ -1788,3 +1788,48 @@ async fn a_get_in_flight_survives_an_overwrite_of_its_key() {
         .expect("get");
     assert_eq!(body(now).await, b"new");
 }
+
+#[tokio::test]
+async fn the_credentials_functions_get_sign_requests_and_presigned_urls() {
+    // What the Lambda host gives every function, session token included.
+    let stack = start().await;
+    let config = sdk::loader(&stack.urls().s3)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "AKIAWOOCOMLOCAL00000",
+            "woocom-local-secret",
+            Some("woocom-local-session".to_owned()),
+            None,
+            "lambda",
+        ))
+        .load()
+        .await;
+    let s3 = aws_sdk_s3::Client::new(&config);
+    s3.create_bucket()
+        .bucket("fn-bucket")
+        .send()
+        .await
+        .expect("create");
+    let put = s3
+        .put_object()
+        .bucket("fn-bucket")
+        .key("k")
+        .presigned(PresigningConfig::expires_in(Duration::from_secs(60)).expect("config"))
+        .await
+        .expect("presign");
+    assert!(put.uri().contains("X-Amz-Security-Token"), "{}", put.uri());
+    let answer = http()
+        .put(put.uri())
+        .body("from a browser")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(answer.status(), 200);
+    let got = s3
+        .get_object()
+        .bucket("fn-bucket")
+        .key("k")
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(body(got).await, b"from a browser");
+}
