@@ -76,7 +76,7 @@ async fn body(out: aws_sdk_s3::operation::get_object::GetObjectOutput) -> Vec<u8
 }
 
 #[tokio::test]
-async fn buckets_are_created_listed_and_deleted_with_s3s_errors() {
+async fn buckets_are_created_listed_and_deleted_with_s3_errors() {
     let stack = start().await;
     let s3 = client(&stack).await;
     s3.create_bucket()

@@ -467,7 +467,7 @@ queue = [{ queue = "removed", events = ["s3:ObjectRemoved:*"] }]
     }
 
     #[test]
-    fn bucket_names_follow_s3s_rules() {
+    fn bucket_names_follow_s3_rules() {
         assert!(name_problem("product-images").is_none());
         assert!(name_problem("my.bucket.1").is_none());
         assert!(name_problem("ab").is_some());
