@@ -19,6 +19,7 @@ pub mod lambda;
 pub mod listener;
 pub mod manifest;
 pub mod reload;
+pub mod s3;
 pub mod seed;
 pub mod services;
 pub mod sns;

@@ -8,6 +8,7 @@
 //! |---|---|
 //! | `[[tables]]` | live: created or updated (what AWS cannot change in place rejects the edit) |
 //! | `[buses]`, `[rules]` | live: created, updated or deleted (what the API made stays) |
+//! | `[buckets]` | live: created, CORS rules and notifications set (removed buckets stay, with their objects) |
 //! | `[queues]` | live: created or updated (a queue turned FIFO rejects the edit); removed ones stay, as tables do |
 //! | `[functions]` | live: new or re-pointed ones are built (invocations wait), settings take effect for new instances, removed ones stop |
 //! | `[api]`, `[[routes]]` | live: redeployed, requests in flight finish on the old deployment |
@@ -42,6 +43,8 @@ pub struct Services {
     pub sqs: Arc<Sqs>,
     pub sns: Arc<Sns>,
     pub events: Arc<EventBridge>,
+    pub s3: Arc<crate::s3::S3>,
+    pub s3_notifier: Arc<crate::s3::notify::Notifier>,
     pub mappings: Arc<EventSourceMappings>,
 }
 
@@ -73,6 +76,8 @@ pub enum ApplyError {
     Topics(String, SnsError),
     #[error("{}: [buses]/[rules] {}", .0, .1.message)]
     Events(String, EventsError),
+    #[error("{0}: [buckets] {1}")]
+    Buckets(String, String),
 }
 
 impl From<ReconcileError> for ApplyError {
@@ -143,6 +148,11 @@ pub async fn apply(
         .map_err(|e| ApplyError::Events(new.path.display().to_string(), e))?;
     changes.extend(event_changes);
 
+    // Buckets after the functions, queues and topics they notify.
+    let bucket_changes = apply_buckets(services, old, &running)
+        .map_err(|e| ApplyError::Buckets(new.path.display().to_string(), e))?;
+    changes.extend(bucket_changes);
+
     let to_build = apply_functions(&services.lambda, old, &running, &mut changes);
 
     let api_changed = old.is_none_or(|o| o.api != running.api || o.routes != running.routes);
@@ -179,6 +189,39 @@ pub async fn apply(
         tables,
         running,
     })
+}
+
+/// Buckets declared are created; their CORS rules (when dev.toml sets
+/// some, or set some before) and notifications take effect.
+fn apply_buckets(
+    services: &Services,
+    old: Option<&Manifest>,
+    new: &Manifest,
+) -> Result<Vec<String>, String> {
+    let mut changes = Vec::new();
+    for (name, bucket) in &new.buckets {
+        if services.s3.ensure_bucket(name)? {
+            changes.push(format!("created bucket {name}"));
+        }
+        let before = old.and_then(|o| o.buckets.get(name));
+        let had_cors = before.is_some_and(|b| !b.cors_rule.is_empty());
+        if !bucket.cors_rule.is_empty() {
+            if before.is_none_or(|b| b.cors_rule != bucket.cors_rule) {
+                services.s3.set_cors(name, Some(bucket.cors_rule.clone()))?;
+                if old.is_some() {
+                    changes.push(format!("bucket {name} CORS rules"));
+                }
+            }
+        } else if had_cors {
+            services.s3.set_cors(name, None)?;
+            changes.push(format!("bucket {name} CORS rules removed"));
+        }
+        if old.is_some() && before.is_some_and(|b| b.notifications != bucket.notifications) {
+            changes.push(format!("bucket {name} notifications"));
+        }
+    }
+    services.s3_notifier.configure(&new.buckets);
+    Ok(changes)
 }
 
 /// Functions removed stop; new ones (and ones built from another crate)

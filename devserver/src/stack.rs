@@ -31,6 +31,7 @@ use crate::lambda::build::{self, BinTarget, BuildError};
 use crate::lambda::{FunctionSpec, HostSettings, Invoker, LambdaHost};
 use crate::manifest::{LoadError, Manifest, Ports};
 use crate::reload::{ReloadError, ReloadEvent, Reloader};
+use crate::s3::S3;
 use crate::services::{self, ApplyError, Services};
 use crate::sns::Sns;
 use crate::sqs::Sqs;
@@ -81,6 +82,14 @@ pub enum StackError {
         help("if the file is damaged, `woocom-dev reset` starts the stack's data afresh")
     )]
     Events(String),
+    #[error("cannot open the stack's buckets: {0}")]
+    #[diagnostic(
+        code(woocom::buckets),
+        help(
+            "if the store is damaged, remove .woocom/data/<stack>/s3 to start the stack's buckets afresh (`woocom-dev reset` clears DynamoDB only)"
+        )
+    )]
+    S3(String),
     #[error("cannot open the stack's queues: {0}")]
     #[diagnostic(
         code(woocom::queues),
@@ -179,6 +188,7 @@ pub struct Stack {
     websocket: Arc<WebSocketGateway>,
     dynamodb: Arc<DynamoDb>,
     sqs: Arc<Sqs>,
+    s3: Arc<S3>,
     events: Arc<crate::eventbridge::EventBridge>,
     mappings: Arc<EventSourceMappings>,
     shutdown: watch::Sender<bool>,
@@ -260,6 +270,7 @@ impl Stack {
         let api_listener = bind("api", ports.api).await?;
         let ws_listener = bind("websocket", ports.websocket).await?;
         let aws_listener = bind("aws", ports.aws).await?;
+        let s3_listener = bind("s3", ports.s3).await?;
         let frontend_dirs = manifest.frontend_dirs().filter(|_| options.frontend);
         let frontend_listener = match &frontend_dirs {
             Some(_) => Some(bind("frontend", ports.frontend).await?),
@@ -271,6 +282,7 @@ impl Stack {
             api: format!("http://127.0.0.1:{}/{stage}", port_of(&api_listener)),
             websocket: format!("ws://127.0.0.1:{}/{stage}", port_of(&ws_listener)),
             aws: format!("http://127.0.0.1:{}", port_of(&aws_listener)),
+            s3: format!("http://127.0.0.1:{}", port_of(&s3_listener)),
             health: format!(
                 "http://127.0.0.1:{}{}",
                 port_of(&aws_listener),
@@ -292,6 +304,10 @@ impl Stack {
         .iter()
         .map(|k| ((*k).to_owned(), urls.aws.clone()))
         .collect();
+        // S3 has a listener of its own; an IP-address endpoint makes the
+        // stock SDKs address buckets path-style, so function code needs no
+        // `force_path_style`.
+        shared_env.insert("AWS_ENDPOINT_URL_S3".to_owned(), urls.s3.clone());
         // The @connections endpoint; Terraform sets the real API's URL.
         let websocket_endpoint = format!("http://127.0.0.1:{}/{stage}", port_of(&ws_listener));
         shared_env.insert("WOOCOM_WEBSOCKET_ENDPOINT".to_owned(), websocket_endpoint);
@@ -323,6 +339,12 @@ impl Stack {
         )
         .map_err(StackError::Sns)?;
         sns.set_endpoint(&urls.aws);
+        let s3 = S3::open(
+            &options.data,
+            &manifest.stack.region,
+            &manifest.stack.account_id,
+        )
+        .map_err(|e| StackError::S3(e.to_string()))?;
         let events = crate::eventbridge::EventBridge::open(
             &options.data,
             &manifest.stack.region,
@@ -368,7 +390,16 @@ impl Stack {
             destinations,
             &manifest.stack.region,
         );
+        let s3_notifier = crate::s3::notify::Notifier::new(
+            &manifest.stack.region,
+            Arc::downgrade(&lambda),
+            sqs.clone(),
+            sns.clone(),
+        );
+        s3.set_sink(s3_notifier.clone());
         let services = Services {
+            s3: s3.clone(),
+            s3_notifier,
             lambda: lambda.clone(),
             rest: rest_api.clone(),
             websocket: websocket_api.clone(),
@@ -458,8 +489,10 @@ impl Stack {
                 .merge(crate::event_source_mapping::http::router(mappings.clone()))
                 .merge(crate::sqs::control::router(sqs.clone()))
                 .merge(crate::sns::control::router(sns.clone()))
-                .merge(crate::eventbridge::control::router(events.clone())),
+                .merge(crate::eventbridge::control::router(events.clone()))
+                .merge(crate::s3::control::router(s3.clone())),
             ),
+            serve(s3_listener, crate::s3::http::router(s3.clone())),
         ];
         if let (Some(listener), Some((_, dist))) = (frontend_listener, frontend_dirs) {
             let config = crate::frontend::SiteConfig {
@@ -490,6 +523,7 @@ impl Stack {
             websocket: websocket_api,
             dynamodb,
             sqs,
+            s3,
             events,
             mappings,
             shutdown,
@@ -533,6 +567,11 @@ impl Stack {
     /// The SQS service: its queues, for tests and benchmarks.
     pub fn sqs(&self) -> &Arc<Sqs> {
         &self.sqs
+    }
+
+    /// The S3 service: its buckets, for tests and benchmarks.
+    pub fn s3(&self) -> &Arc<S3> {
+        &self.s3
     }
 
     pub fn events(&self) -> &Arc<crate::eventbridge::EventBridge> {

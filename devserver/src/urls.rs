@@ -11,6 +11,9 @@ pub struct StackUrls {
     pub websocket: String,
     /// The AWS endpoint for the SDKs (`endpoint_url`): Lambda, DynamoDB, ...
     pub aws: String,
+    /// The S3 endpoint (path-style: `<s3>/<bucket>/<key>`).
+    #[serde(default)]
+    pub s3: String,
     /// Health endpoint.
     pub health: String,
     /// The built frontend, served as CloudFront serves it (with

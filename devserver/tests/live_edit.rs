@@ -343,3 +343,99 @@ async fn tables_queues_and_function_settings_added_to_dev_toml_apply_without_a_r
     assert_eq!(report["env"]["PROBE_COLOR"], "blue", "{report}");
     live.stack.shutdown().await;
 }
+
+#[tokio::test]
+async fn buckets_added_to_dev_toml_get_their_cors_rules_and_notifications_without_a_restart() {
+    let base = format!("[stack]\nname = \"live-buckets\"\n{PORTS}\n[queues.removed]\n");
+    let mut live = Live::start("buckets", &base).await;
+    let with_bucket = format!(
+        "{base}\n[buckets.live-photos]\ncors_rule = [{{ allowed_origins = [\"http://localhost:4003\"], allowed_methods = [\"PUT\"] }}]\nqueue = [{{ queue = \"removed\", events = [\"s3:ObjectRemoved:*\"] }}]\n"
+    );
+    let (changes, needs_restart) = live.applied(&with_bucket).await;
+    assert!(needs_restart.is_empty(), "{needs_restart:?}");
+    assert!(
+        changes.iter().any(|c| c == "created bucket live-photos"),
+        "{changes:?}"
+    );
+
+    let urls = live.stack.urls().clone();
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(&urls.s3)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "AKIALIVE",
+            woocom_dev::s3::LOCAL_SECRET_ACCESS_KEY,
+            None,
+            None,
+            "live",
+        ))
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .load()
+        .await;
+    let s3 = aws_sdk_s3::Client::new(&config);
+    let cors = s3
+        .get_bucket_cors()
+        .bucket("live-photos")
+        .send()
+        .await
+        .expect("the bucket and its CORS rules exist");
+    assert_eq!(cors.cors_rules()[0].allowed_methods(), ["PUT"]);
+    s3.put_object()
+        .bucket("live-photos")
+        .key("a.jpg")
+        .body(aws_sdk_s3::primitives::ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect("put");
+    s3.delete_object()
+        .bucket("live-photos")
+        .key("a.jpg")
+        .send()
+        .await
+        .expect("delete");
+    let sqs = aws_sdk_sqs::Client::new(&dynamodb_support::sdk_config(&urls.aws, 1).await);
+    let got = sqs
+        .receive_message()
+        .queue_url(format!("{}/000000000000/removed", urls.aws))
+        .wait_time_seconds(5)
+        .send()
+        .await
+        .expect("receive");
+    let body = got.messages()[0].body().expect("body");
+    assert!(
+        body.contains("\"eventName\":\"ObjectRemoved:Delete\""),
+        "{body}"
+    );
+
+    // The CORS rules removed from dev.toml are gone; the bucket stays.
+    let without_cors = with_bucket.replace(
+        "cors_rule = [{ allowed_origins = [\"http://localhost:4003\"], allowed_methods = [\"PUT\"] }]\n",
+        "",
+    );
+    let (changes, _) = live.applied(&without_cors).await;
+    assert!(
+        changes
+            .iter()
+            .any(|c| c == "bucket live-photos CORS rules removed"),
+        "{changes:?}"
+    );
+    let e = s3
+        .get_bucket_cors()
+        .bucket("live-photos")
+        .send()
+        .await
+        .expect_err("no CORS rules");
+    assert_eq!(
+        aws_sdk_s3::error::ProvideErrorMetadata::code(&e),
+        Some("NoSuchCORSConfiguration")
+    );
+
+    // A notification naming a missing queue is rejected with its line.
+    let bad = without_cors.replace("queue = \"removed\"", "queue = \"nope\"");
+    match live.edit(&bad).await {
+        ReloadEvent::ManifestRejected { error, .. } => {
+            assert!(error.contains("no queue `nope`"), "{error}");
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}

@@ -34,6 +34,9 @@
 //! appended to `PROBE_SNS_LOG`; the message `fail` fails the invocation.
 //! EventBridge events (`detail-type` and `source` present) are appended to
 //! `PROBE_EVENTS_LOG`; `"fail": true` in the detail fails the invocation.
+//! S3 notifications (`eventSource == "aws:s3"`) are appended to
+//! `PROBE_S3_LOG` with the time they arrived; a key ending in `.fail`
+//! fails the invocation.
 
 use std::time::Duration;
 
@@ -83,6 +86,9 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
     }
     if payload["Records"][0]["eventSource"] == "aws:sqs" {
         return sqs_batch(&payload, &context.request_id);
+    }
+    if payload["Records"][0]["eventSource"] == "aws:s3" {
+        return s3_notification(&payload, &context.request_id);
     }
     if payload["Records"][0]["EventSource"] == "aws:sns" {
         return sns_notification(&payload, &context.request_id);
@@ -340,6 +346,29 @@ fn sns_notification(raw: &Value, request_id: &str) -> Result<Value, Error> {
         append_line(&path, &line)?;
     }
     if event.records.iter().any(|r| r.sns.message == "fail") {
+        return Err("probe failed on purpose".into());
+    }
+    Ok(json!({ "ok": true }))
+}
+
+/// An S3 notification: logged to `PROBE_S3_LOG` as one JSON line; a key
+/// ending in `.fail` fails the invocation.
+fn s3_notification(raw: &Value, request_id: &str) -> Result<Value, Error> {
+    // Deserializing proves the event fits the crate functions use.
+    let event: aws_lambda_events::event::s3::S3Event = serde_json::from_value(raw.clone())?;
+    if let Ok(path) = std::env::var("PROBE_S3_LOG") {
+        let received_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros());
+        let line = json!({ "request_id": request_id, "received_us": received_us, "event": raw });
+        append_line(&path, &line)?;
+    }
+    if event.records.iter().any(|r| {
+        r.s3.object
+            .key
+            .as_deref()
+            .is_some_and(|k| k.ends_with(".fail"))
+    }) {
         return Err("probe failed on purpose".into());
     }
     Ok(json!({ "ok": true }))

@@ -1,5 +1,6 @@
 //! Command-line interface: one module per subcommand.
 
+mod buckets;
 mod deploy;
 mod destroy;
 mod events;
@@ -74,6 +75,8 @@ enum Command {
     Queues(queues::QueuesArgs),
     /// SNS topics and their subscriptions.
     Topics(topics::TopicsArgs),
+    /// S3 buckets: objects and bytes per bucket, a bucket's objects.
+    Buckets(buckets::BucketsArgs),
     /// EventBridge: rules, failed deliveries, put, tail, test a pattern,
     /// fire a rule, replay an archive.
     Events(events::EventsArgs),
@@ -113,6 +116,7 @@ pub fn main() -> ExitCode {
             Command::Streams(args) => streams::run(&cli.manifest, args).await,
             Command::Queues(args) => queues::run(&cli.manifest, args).await,
             Command::Topics(args) => topics::run(&cli.manifest, args).await,
+            Command::Buckets(args) => buckets::run(&cli.manifest, args).await,
             Command::Events(args) => events::run(&cli.manifest, args).await,
             Command::Render(args) => render::run(&cli.manifest, args).await,
             Command::Package(args) => package::run(&cli.manifest, args).await,

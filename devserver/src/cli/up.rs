@@ -122,6 +122,10 @@ fn print_table(stack: &Stack) {
         "  AWS        {}   (endpoint_url for the AWS SDKs and CLI)\n",
         urls.aws
     ));
+    out.push_str(&format!(
+        "  S3         {}   (AWS_ENDPOINT_URL_S3; secret access key woocom-local-secret)\n",
+        urls.s3
+    ));
     out.push_str(&format!("  Health     {}\n", urls.health));
     if let Some(site) = &urls.frontend {
         out.push_str(&format!(

@@ -3,6 +3,7 @@
 //! [`Manifest::parse`], which reject a bad file with the file, line and
 //! problem named.
 
+pub mod buckets;
 pub mod destination;
 pub mod events;
 pub mod queues;
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
+pub use buckets::Bucket;
 pub use destination::Destination;
 pub use events::{Bus, Rule, Target, TargetKind};
 pub use queues::Queue;
@@ -94,6 +96,9 @@ pub struct Manifest {
     /// EventBridge rules and their targets (`[rules.<name>]`), by name.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub rules: BTreeMap<String, Rule>,
+    /// S3 buckets (`[buckets.<name>]`), by name.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub buckets: BTreeMap<String, Bucket>,
     /// The WebSocket API (`[websocket]`), when declared.
     pub websocket: Option<WebSocketApi>,
     /// Stream event source mappings (`[[subscriptions]]`).
@@ -146,6 +151,10 @@ pub struct Ports {
     /// Where `[frontend]` is served, as CloudFront would serve it.
     #[serde(default = "default_frontend_port")]
     pub frontend: u16,
+    /// The S3 endpoint (`AWS_ENDPOINT_URL_S3`): S3's REST paths
+    /// (`/<bucket>/<key>`) get a listener of their own.
+    #[serde(default = "default_s3_port")]
+    pub s3: u16,
 }
 
 fn default_api_port() -> u16 {
@@ -160,6 +169,9 @@ fn default_aws_port() -> u16 {
 fn default_frontend_port() -> u16 {
     4003
 }
+fn default_s3_port() -> u16 {
+    4004
+}
 
 impl Ports {
     pub fn free() -> Self {
@@ -168,6 +180,7 @@ impl Ports {
             websocket: 0,
             aws: 0,
             frontend: 0,
+            s3: 0,
         }
     }
 }
@@ -328,6 +341,8 @@ struct RawManifest {
     buses: BTreeMap<Spanned<String>, Spanned<events::RawBus>>,
     #[serde(default)]
     rules: BTreeMap<Spanned<String>, Spanned<events::RawRule>>,
+    #[serde(default)]
+    buckets: BTreeMap<Spanned<String>, Spanned<buckets::RawBucket>>,
     #[serde(default)]
     websocket: Option<Spanned<websocket::RawWebSocket>>,
     #[serde(default)]
@@ -747,6 +762,7 @@ impl Manifest {
             },
             &at,
         )?;
+        let buckets = buckets::parse(raw.buckets, &functions, &queues, &topics, &at)?;
         let websocket = websocket::parse(raw.websocket, &functions, &at)?;
         let subscriptions = subscriptions::parse(
             raw.subscriptions,
@@ -783,6 +799,7 @@ impl Manifest {
                 websocket: default_websocket_port(),
                 aws: default_aws_port(),
                 frontend: default_frontend_port(),
+                s3: default_s3_port(),
             }),
             api,
             functions,
@@ -792,6 +809,7 @@ impl Manifest {
             topics,
             buses,
             rules,
+            buckets,
             websocket,
             subscriptions,
             streams: raw.streams.unwrap_or_default(),
