@@ -44,14 +44,17 @@ export function BasketPage() {
       )}
       {basket && basket.items.length > 0 && (
         <>
-          {short.length > 0 && (
-            <p className="field-error" data-testid="basket-short">
-              {short.length === 1
-                ? 'One product has less in stock than your basket holds.'
-                : `${short.length} products have less in stock than your basket holds.`}{' '}
-              Reduce them before you check out.
-            </p>
-          )}
+          {/* Stock that falls below a line concerns this page: announced. */}
+          <div aria-live="polite" aria-atomic="true">
+            {short.length > 0 && (
+              <p className="field-error" data-testid="basket-short">
+                {short.length === 1
+                  ? 'One product has less in stock than your basket holds.'
+                  : `${short.length} products have less in stock than your basket holds.`}{' '}
+                Reduce them before you check out.
+              </p>
+            )}
+          </div>
           <ul className="basket-lines" aria-label="Items in your basket">
             {basket.items.map((line) => (
               <li key={line.productId}>
