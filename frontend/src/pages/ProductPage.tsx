@@ -118,7 +118,7 @@ export function ProductPage() {
       </p>
       {inBasket > 0 && (
         <p className="in-basket" data-testid="in-basket">
-          In your basket: {inBasket}. <Link to="/basket">View basket</Link>
+          In your basket: {inBasket}
         </p>
       )}
       {product.status === 'error' && product.error && (
