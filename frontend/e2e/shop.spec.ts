@@ -16,7 +16,7 @@ const mug = { id: `e2e-mug-${runId}`, name: `Enamel mug ${runId}`, price: 1250, 
 const pot = { id: `e2e-pot-${runId}`, name: `Teapot ${runId}`, price: 3400, stock: 2, description: 'Cast iron, 1 l' };
 const bowl = { id: `e2e-bowl-${runId}`, name: `Rice bowl ${runId}`, price: 900, stock: 5, description: 'Stoneware, 12 cm' };
 const lamp = { id: `e2e-lamp-${runId}`, name: `Desk lamp ${runId}`, price: 4500, stock: 6, description: 'Brass, 40 cm' };
-const vase = { id: `e2e-vase-${runId}`, name: `Vase ${runId}`, price: 2000, stock: 9, description: 'Glazed' };
+const vase = { id: `e2e-vase-${runId}`, name: `Vase ${runId}`, price: 2000, stock: 9, description: 'Glazed', category: `Decor ${runId}` };
 const longName = {
   id: `e2e-long-${runId}`,
   name: `Extraordinarily-long-hand-thrown-stoneware-serving-platter-with-reactive-glaze-${runId}`,
@@ -267,6 +267,11 @@ test('quantities are bounded by stock where they are chosen, and the API refuses
 test('a customer checks out with the keyboard only', async ({ page }) => {
   await page.goto(`${frontend()}/`);
   await expect(card(page, vase.name)).toBeVisible();
+  // The catalogue filtered by the vase's category (chosen with selectOption,
+  // the one step here that is not key presses).
+  await tabTo(page, page.getByRole('combobox', { name: 'Category' }));
+  await page.getByRole('combobox', { name: 'Category' }).selectOption(vase.category);
+  await expect(page.getByRole('article')).toHaveCount(1);
   await tabTo(page, card(page, vase.name).getByRole('link', { name: vase.name }));
   await page.keyboard.press('Enter');
   await expect(page.getByRole('heading', { level: 1, name: vase.name })).toBeVisible();

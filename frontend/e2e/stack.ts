@@ -34,12 +34,13 @@ export interface ProductBody {
   stock: number;
   description: string;
   currency?: string;
+  category?: string;
 }
 
 export async function putProduct(id: string, product: ProductBody): Promise<void> {
   // Exactly the contract's fields: the API refuses unknown ones.
-  const { name, description, price, currency, stock } = product;
-  const body = { name, description, price, currency: currency ?? 'EUR', stock };
+  const { name, description, price, currency, stock, category } = product;
+  const body = { name, description, price, currency: currency ?? 'EUR', stock, category: category ?? '' };
   const { status, json } = await call<{ id: string; stock: number }>('PUT', `/products/${id}`, body);
   expect(status, `PUT /products/${id}: ${JSON.stringify(json)}`).toBe(200);
   expect(json).toMatchObject({ id, stock: product.stock });

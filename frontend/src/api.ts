@@ -7,6 +7,8 @@ export interface Product {
   price: number;
   currency: string;
   stock: number;
+  /** What the catalogue filters by; "" or absent when none. */
+  category?: string;
 }
 
 export interface ProductInput {

@@ -144,6 +144,8 @@ export function BasketProvider({ children }: { children: ReactNode }) {
         updated = await api.addItem(id, productId, quantity);
       }
       adopt(updated);
+      // A new basket is under way: the old one's story is told.
+      setCheckedOutElsewhere(null);
       return updated;
     },
     [api, adopt, ensureBasketId],

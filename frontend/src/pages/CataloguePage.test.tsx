@@ -128,4 +128,25 @@ describe('catalogue', () => {
     fireEvent.change(screen.getByRole('searchbox', { name: 'Search products' }), { target: { value: 'saucer' } });
     expect(screen.getByText('No products match “saucer”.')).toBeTruthy();
   });
+
+  // Issue #19: a catalogue that can be filtered by category.
+  it('filters by category, with the search', async () => {
+    const items = [
+      { ...product('t1', 'Sencha', 900, 10), category: 'Tea' },
+      { ...product('t2', 'Assam', 800, 10), category: 'Tea' },
+      { ...product('c1', 'Espresso cups', 2400, 10), category: 'Tableware' },
+      product('x1', 'Gift card', 2500, 10),
+    ];
+    const api = new FakeApi().on('GET /products', { status: 200, body: { items, next: null } });
+    renderApp('/', api);
+    await screen.findByRole('heading', { name: 'Sencha' });
+    const select = screen.getByRole('combobox', { name: 'Category' }) as HTMLSelectElement;
+    expect([...select.options].map((o) => o.textContent)).toEqual(['All categories', 'Tableware', 'Tea']);
+    fireEvent.change(select, { target: { value: 'Tea' } });
+    expect(screen.getAllByRole('article').map((a) => a.getAttribute('aria-labelledby'))).toEqual(['product-t1', 'product-t2']);
+    fireEvent.change(screen.getByRole('searchbox', { name: 'Search products' }), { target: { value: 'cups' } });
+    expect(screen.getByText('No products match “cups” in Tea.')).toBeTruthy();
+    fireEvent.change(select, { target: { value: '' } });
+    expect(screen.getAllByRole('article')).toHaveLength(1);
+  });
 });

@@ -98,9 +98,11 @@ export function CataloguePage() {
   const live = useLive(['catalogue'], onMessage, () => void loadFromStart(Math.max(loaded.current, PAGE_SIZE)));
   usePageTitle('Catalogue');
 
-  // Search looks through the whole catalogue: searching loads every page.
+  // Search and the category filter look through the whole catalogue:
+  // either loads every page.
   const [query, setQuery] = useState('');
-  const searching = query.trim() !== '';
+  const [category, setCategory] = useState('');
+  const searching = query.trim() !== '' || category !== '';
   useEffect(() => {
     if (searching && state.next && state.status === 'ready' && !state.more) {
       void loadFromStart(Number.MAX_SAFE_INTEGER);
@@ -109,10 +111,14 @@ export function CataloguePage() {
   const words = query.trim().toLocaleLowerCase().split(/\s+/).filter(Boolean);
   const shown = searching
     ? state.items.filter((p) => {
+        if (category && p.category !== category) return false;
         const text = `${p.name} ${p.description ?? ''}`.toLocaleLowerCase();
         return words.every((w) => text.includes(w));
       })
     : state.items;
+  const categories = [...new Set(state.items.map((p) => p.category ?? '').filter(Boolean))].sort((a, b) =>
+    a.localeCompare(b),
+  );
 
   return (
     <section aria-labelledby="catalogue-heading">
@@ -129,6 +135,19 @@ export function CataloguePage() {
           onChange={(e) => setQuery(e.target.value)}
           aria-describedby="search-count"
         />
+        {(categories.length > 0 || category) && (
+          <>
+            <label htmlFor="catalogue-category">Category</label>
+            <select id="catalogue-category" value={category} onChange={(e) => setCategory(e.target.value)}>
+              <option value="">All categories</option>
+              {categories.map((c) => (
+                <option key={c} value={c}>
+                  {c}
+                </option>
+              ))}
+            </select>
+          </>
+        )}
       </form>
       <p id="search-count" className="visually-hidden" aria-live="polite">
         {searching && state.status === 'ready' ? `${shown.length} ${shown.length === 1 ? 'product' : 'products'} found.` : ''}
@@ -147,7 +166,7 @@ export function CataloguePage() {
       )}
       {state.status === 'ready' && state.items.length === 0 && <p>No products yet.</p>}
       {searching && state.status === 'ready' && state.items.length > 0 && shown.length === 0 && (
-        <p>No products match “{query.trim()}”.</p>
+        <p>{query.trim() ? `No products match “${query.trim()}”${category ? ` in ${category}` : ''}.` : `No products in ${category}.`}</p>
       )}
       {shown.length > 0 && (
         <ul className="product-grid" aria-label="Products">

@@ -401,6 +401,7 @@ mod tests {
             price,
             currency: "EUR".to_owned(),
             stock: 1000,
+            category: String::new(),
         }
     }
 

@@ -849,6 +849,7 @@ mod tests {
                 price: *price,
                 currency: "EUR".to_owned(),
                 stock: 100,
+                category: String::new(),
             };
             basket.add(&product, *quantity).expect("add");
         }
