@@ -92,7 +92,8 @@ describe('order page', () => {
   it('says when there is no such order', async () => {
     const api = new FakeApi().on('GET /orders/{id}', apiError(404, 'not_found', 'no order nope'));
     renderApp('/orders/nope', api);
-    expect((await screen.findByRole('alert')).textContent).toContain('There is no order with id “nope”.');
+    expect((await screen.findByRole('alert')).textContent).toContain('We could not find this order.');
+    expect(document.title).toBe('Order not found · WooCom');
   });
 
   it('keeps a status push that arrives while the order is being read again', async () => {

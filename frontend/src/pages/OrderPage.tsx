@@ -103,7 +103,9 @@ export function OrderPage() {
       <section aria-labelledby="order-heading">
         <h1 id="order-heading">{notFound ? 'Order not found' : 'Order'}</h1>
         {notFound ? (
-          <p role="alert">There is no order with id “{id}”.</p>
+          <p role="alert">
+            We could not find this order. Check the link, or look in <Link to="/orders">My orders</Link>.
+          </p>
         ) : (
           <ErrorMessage title="Could not load this order." error={order.error} context="order" onRetry={reload} />
         )}
@@ -186,7 +188,7 @@ function OrderDetails({
         </ol>
       )}
       <dl className="order-meta">
-        <dt>Customer</dt>
+        <dt>E-mail</dt>
         <dd>{order.customerRef}</dd>
         <dt>Placed</dt>
         <dd>{formatTime(order.createdAt)}</dd>

@@ -29,7 +29,7 @@ describe('product page', () => {
   it('says when there is no such product', async () => {
     const api = new FakeApi().on('GET /products/{id}', apiError(404, 'not_found', 'no product nope'));
     renderApp('/products/nope', api);
-    expect((await screen.findByRole('alert')).textContent).toContain('There is no product with id “nope”.');
+    expect((await screen.findByRole('alert')).textContent).toBe('We could not find this product. It may have left the catalogue.');
     expect(screen.getByRole('link', { name: 'Back to the catalogue' })).toBeTruthy();
   });
 

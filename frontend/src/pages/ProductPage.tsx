@@ -44,7 +44,7 @@ export function ProductPage() {
       <section aria-labelledby="product-heading">
         <h1 id="product-heading">{notFound ? 'Product not found' : 'Product'}</h1>
         {notFound ? (
-          <p role="alert">There is no product with id “{id}”.</p>
+          <p role="alert">We could not find this product. It may have left the catalogue.</p>
         ) : (
           <ErrorMessage title="Could not load this product." error={product.error} context="product" onRetry={reload} />
         )}
