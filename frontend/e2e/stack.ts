@@ -1,6 +1,7 @@
 // The running stack, as global-setup found it, and REST calls the tests make
 // on the shop's behalf (seeding products, moving an order along).
-import { expect, type Page } from '@playwright/test';
+import AxeBuilder from '@axe-core/playwright';
+import { expect, type Locator, type Page } from '@playwright/test';
 
 function env(name: string): string {
   const value = process.env[name];
@@ -33,12 +34,13 @@ export interface ProductBody {
   stock: number;
   description: string;
   currency?: string;
+  category?: string;
 }
 
 export async function putProduct(id: string, product: ProductBody): Promise<void> {
   // Exactly the contract's fields: the API refuses unknown ones.
-  const { name, description, price, currency, stock } = product;
-  const body = { name, description, price, currency: currency ?? 'EUR', stock };
+  const { name, description, price, currency, stock, category } = product;
+  const body = { name, description, price, currency: currency ?? 'EUR', stock, category: category ?? '' };
   const { status, json } = await call<{ id: string; stock: number }>('PUT', `/products/${id}`, body);
   expect(status, `PUT /products/${id}: ${JSON.stringify(json)}`).toBe(200);
   expect(json).toMatchObject({ id, stock: product.stock });
@@ -49,7 +51,22 @@ export const runId = `${Date.now().toString(36)}${Math.floor(Math.random() * 129
 
 /** Waits until the page's live updates connection is open. */
 export async function liveOn(page: Page): Promise<void> {
-  await expect(page.getByText('Live updates on')).toBeVisible();
+  await expect(page.locator('[data-live-state="open"]')).toBeVisible();
+}
+
+/** Axe-core's findings on the page as it is now (WCAG 2.1 A and AA rules): none expected. */
+export async function accessibilityViolations(page: Page): Promise<string[]> {
+  const results = await new AxeBuilder({ page }).withTags(['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']).analyze();
+  return results.violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
+}
+
+/** Presses Tab until `target` has focus (keyboard only), at most `limit` times. */
+export async function tabTo(page: Page, target: Locator, limit = 40): Promise<void> {
+  for (let i = 0; i < limit; i++) {
+    if (await target.evaluate((el) => el === document.activeElement)) return;
+    await page.keyboard.press('Tab');
+  }
+  await expect(target).toBeFocused();
 }
 
 export function card(page: Page, name: string) {

@@ -1,10 +1,12 @@
 import { BrowserRouter, Link, Route, Routes } from 'react-router';
 import { BasketProvider } from './basket';
 import { Layout } from './components/Layout';
+import { usePageTitle } from './components/Status';
 import { BasketPage } from './pages/BasketPage';
 import { CataloguePage } from './pages/CataloguePage';
 import { CheckoutPage } from './pages/CheckoutPage';
 import { OrderPage } from './pages/OrderPage';
+import { OrdersPage } from './pages/OrdersPage';
 import { ProductPage } from './pages/ProductPage';
 import { ShopProvider, type Shop } from './shop';
 
@@ -16,6 +18,7 @@ export function AppRoutes() {
         <Route path="/products/:id" element={<ProductPage />} />
         <Route path="/basket" element={<BasketPage />} />
         <Route path="/checkout" element={<CheckoutPage />} />
+        <Route path="/orders" element={<OrdersPage />} />
         <Route path="/orders/:id" element={<OrderPage />} />
         <Route path="*" element={<NotFound />} />
       </Routes>
@@ -24,6 +27,7 @@ export function AppRoutes() {
 }
 
 function NotFound() {
+  usePageTitle('Page not found');
   return (
     <section aria-labelledby="nf-heading">
       <h1 id="nf-heading">Page not found</h1>

@@ -14,7 +14,11 @@ export function Boot() {
     setError(null);
     loadConfig()
       .then((c) => !cancelled && setConfig(c))
-      .catch((e: unknown) => !cancelled && setError(e instanceof Error ? e.message : String(e)));
+      .catch((e: unknown) => {
+        // What went wrong is for developers (the console), not for customers.
+        console.error('WooCom: the shop cannot start:', e, '(it needs /config.json with apiUrl and websocketUrl; see frontend/README.md)');
+        if (!cancelled) setError(e instanceof Error ? e.message : String(e));
+      });
     return () => {
       cancelled = true;
     };
@@ -30,11 +34,7 @@ export function Boot() {
       {error ? (
         <div className="error" role="alert">
           <p>
-            <strong>The shop cannot start.</strong> {error}
-          </p>
-          <p>
-            The page needs <code>/config.json</code> with the <code>apiUrl</code> and <code>websocketUrl</code> of a
-            running stack. Locally, start one with <code>woocom-dev up --ready-file .woocom/ready.json</code>.
+            <strong>The shop is not available right now.</strong> Please try again in a moment.
           </p>
           <button type="button" onClick={retry}>
             Try again

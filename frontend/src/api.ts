@@ -7,6 +7,8 @@ export interface Product {
   price: number;
   currency: string;
   stock: number;
+  /** What the catalogue filters by; "" or absent when none. */
+  category?: string;
 }
 
 export interface ProductInput {
@@ -72,7 +74,9 @@ export type ApiErrorCode =
   | 'sold_out'
   | 'basket_closed'
   | 'invalid_transition'
+  | 'conflict'
   | 'internal'
+  | 'storage_unavailable'
   // Not from the API: the request never got an answer, or the answer was not the error shape.
   | 'network'
   | 'unexpected_response';
@@ -237,7 +241,10 @@ export class ApiClient {
     return this.request('GET', this.url(`/orders/${ApiClient.seg(id)}`), undefined, signal);
   }
 
-  listOrders(query: { customerRef?: string; basketId?: string }, signal?: AbortSignal): Promise<Page<Order>> {
+  listOrders(
+    query: { customerRef?: string; basketId?: string; next?: string | null; limit?: number },
+    signal?: AbortSignal,
+  ): Promise<Page<Order>> {
     return this.request('GET', this.url('/orders', query), undefined, signal);
   }
 

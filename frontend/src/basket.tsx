@@ -32,6 +32,12 @@ export interface BasketState {
   removeItem: (productId: string) => Promise<Basket>;
   /** After checkout: the closed basket is no longer the browser's basket. */
   forget: () => void;
+  /**
+   * The order of a basket this page showed that was checked out elsewhere
+   * (another tab or window); null when there is nothing to tell.
+   */
+  checkedOutElsewhere: string | null;
+  dismissCheckedOut: () => void;
 }
 
 const BasketContext = createContext<BasketState | null>(null);
@@ -47,6 +53,7 @@ export function BasketProvider({ children }: { children: ReactNode }) {
   const [status, setStatus] = useState<BasketState['status']>('loading');
   const [error, setError] = useState<ApiError | null>(null);
   const [generation, setGeneration] = useState(0);
+  const [checkedOutElsewhere, setCheckedOutElsewhere] = useState<string | null>(null);
   const idRef = useRef<string | null>(readBasketId());
 
   const adopt = useCallback((b: Basket | null) => {
@@ -58,7 +65,9 @@ export function BasketProvider({ children }: { children: ReactNode }) {
   }, []);
 
   useEffect(() => {
-    const id = readBasketId();
+    // The stored id, or (when another tab removed it after its checkout)
+    // the basket this tab was showing: read it to learn what became of it.
+    const id = readBasketId() ?? idRef.current;
     idRef.current = id;
     if (!id) {
       // No basket until the first thing is added to it.
@@ -72,6 +81,16 @@ export function BasketProvider({ children }: { children: ReactNode }) {
       .getBasket(id, controller.signal)
       .then((b) => {
         if (controller.signal.aborted) return;
+        if (b.status !== 'OPEN') {
+          if (b.orderId) setCheckedOutElsewhere(b.orderId);
+          // Another tab may have started the next basket meanwhile.
+          const next = readBasketId();
+          if (next && next !== b.id) {
+            idRef.current = next;
+            setGeneration((g) => g + 1);
+            return;
+          }
+        }
         adopt(b.status === 'OPEN' ? b : null);
       })
       .catch((err: unknown) => {
@@ -85,6 +104,24 @@ export function BasketProvider({ children }: { children: ReactNode }) {
       });
     return () => controller.abort();
   }, [api, adopt, generation]);
+
+  // Another tab changed the basket (added to it, checked it out): show what
+  // is stored now rather than a basket that no longer exists. Storage events
+  // reach the other tabs only; a tab coming back into view reads it again too.
+  useEffect(() => {
+    const onStorage = (e: StorageEvent) => {
+      if (e.key === BASKET_KEY || e.key === null) setGeneration((g) => g + 1);
+    };
+    const onVisible = () => {
+      if (document.visibilityState === 'visible' && idRef.current) setGeneration((g) => g + 1);
+    };
+    window.addEventListener('storage', onStorage);
+    document.addEventListener('visibilitychange', onVisible);
+    return () => {
+      window.removeEventListener('storage', onStorage);
+      document.removeEventListener('visibilitychange', onVisible);
+    };
+  }, []);
 
   const ensureBasketId = useCallback(async (): Promise<string> => {
     if (idRef.current) return idRef.current;
@@ -107,6 +144,8 @@ export function BasketProvider({ children }: { children: ReactNode }) {
         updated = await api.addItem(id, productId, quantity);
       }
       adopt(updated);
+      // A new basket is under way: the old one's story is told.
+      setCheckedOutElsewhere(null);
       return updated;
     },
     [api, adopt, ensureBasketId],
@@ -138,10 +177,22 @@ export function BasketProvider({ children }: { children: ReactNode }) {
   );
   const forget = useCallback(() => adopt(null), [adopt]);
   const reload = useCallback(() => setGeneration((g) => g + 1), []);
+  const dismissCheckedOut = useCallback(() => setCheckedOutElsewhere(null), []);
 
   const value = useMemo<BasketState>(
-    () => ({ basket, status, error, reload, addItem, setQuantity, removeItem, forget }),
-    [basket, status, error, reload, addItem, setQuantity, removeItem, forget],
+    () => ({
+      basket,
+      status,
+      error,
+      reload,
+      addItem,
+      setQuantity,
+      removeItem,
+      forget,
+      checkedOutElsewhere,
+      dismissCheckedOut,
+    }),
+    [basket, status, error, reload, addItem, setQuantity, removeItem, forget, checkedOutElsewhere, dismissCheckedOut],
   );
   return <BasketContext.Provider value={value}>{children}</BasketContext.Provider>;
 }

@@ -1,10 +1,8 @@
 import { useEffect, useRef, type ReactNode } from 'react';
 import { Link, NavLink, useLocation } from 'react-router';
 import { itemCount, useBasket } from '../basket';
-import { useShop } from '../shop';
 
 export function Layout({ children }: { children: ReactNode }) {
-  const { config } = useShop();
   const { basket } = useBasket();
   const count = itemCount(basket);
   const { pathname } = useLocation();
@@ -12,12 +10,14 @@ export function Layout({ children }: { children: ReactNode }) {
   const firstPath = useRef(pathname);
 
   // A client-side navigation is silent to a screen reader: move focus to the
-  // new page's content, as a full page load would put it at the top.
+  // new page's content, as a full page load would put it at the top. Not
+  // when the new page has put focus somewhere itself (an error message), or
+  // the user has already gone into a field: that would swallow keystrokes.
   useEffect(() => {
     if (pathname === firstPath.current) return;
     firstPath.current = '';
     window.scrollTo?.(0, 0);
-    main.current?.focus({ preventScroll: true });
+    if (!focusIsTaken(main.current)) main.current?.focus({ preventScroll: true });
   }, [pathname]);
 
   return (
@@ -37,6 +37,11 @@ export function Layout({ children }: { children: ReactNode }) {
               </NavLink>
             </li>
             <li>
+              <NavLink to="/orders" end>
+                My orders
+              </NavLink>
+            </li>
+            <li>
               <NavLink to="/basket">
                 Basket
                 {count > 0 && (
@@ -53,8 +58,15 @@ export function Layout({ children }: { children: ReactNode }) {
         {children}
       </main>
       <footer className="site-footer">
-        <p>WooCom{config.stack ? ` · stack ${config.stack}` : ''}</p>
+        <p>WooCom</p>
       </footer>
     </>
   );
+}
+
+/** Focus the page itself placed inside `main` (a field, an error message). */
+function focusIsTaken(main: HTMLElement | null): boolean {
+  const active = document.activeElement;
+  if (!main || !active || active === document.body || active === main) return false;
+  return main.contains(active) && active.matches('input, textarea, select, [role="alert"], [contenteditable="true"]');
 }

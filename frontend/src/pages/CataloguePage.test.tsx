@@ -1,4 +1,4 @@
-import { act, screen, waitFor, within } from '@testing-library/react';
+import { act, fireEvent, screen, waitFor, within } from '@testing-library/react';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { FakeApi, FakeWebSocket, product, renderApp } from '../test/fakes';
 
@@ -33,10 +33,14 @@ describe('catalogue', () => {
     const ws = FakeWebSocket.latest();
     expect(ws.url).toBe('ws://ws.test/local?topics=catalogue');
     act(() => ws.open());
-    await waitFor(() => expect(screen.getByText('Live updates on')).toBeTruthy());
+    await waitFor(() => expect(screen.getByText('Updates automatically')).toBeTruthy());
     act(() => ws.push({ type: 'stock', productId: 'p1', stock: 3 }));
     expect(card('Blue mug').getByTestId('stock').textContent).toContain('Only 3 left');
-    expect(card('Blue mug').getByTestId('stock').getAttribute('aria-live')).toBe('polite');
+    // Bug (issue #19): every card's change was announced at once; the catalogue
+    // announces none of them (a product page announces its own).
+    expect(card('Blue mug').getByTestId('stock').closest('[aria-live]')).toBeNull();
+    // Bug (issue #19): running low looked like plenty.
+    expect(card('Blue mug').getByTestId('stock').className).toContain('low-stock');
     expect(card('Teapot').getByTestId('stock').textContent).toContain('Sold out');
 
     // After a drop the list is read again, since pushes may have been missed.
@@ -59,7 +63,10 @@ describe('catalogue', () => {
     renderApp('/', api);
     const alert = await screen.findByRole('alert');
     expect(alert.textContent).toContain('Could not load the products.');
-    expect(alert.textContent).toContain('storage failure');
+    // Bug (issue #19): the server's own message reached customers.
+    expect(alert.textContent).toContain('Something went wrong on our side. Please try again in a moment.');
+    expect(alert.textContent).not.toContain('storage failure');
+    expect(document.activeElement).toBe(alert);
     fail = false;
     act(() => within(alert).getByRole('button', { name: 'Try again' }).click());
     expect(await screen.findByRole('heading', { name: 'Blue mug' })).toBeTruthy();
@@ -99,7 +106,47 @@ describe('catalogue', () => {
     act(() => FakeWebSocket.latest().push({ type: 'stock', productId: 'p1', stock: 3 }));
     expect(card('Blue mug').getByTestId('stock').textContent).toContain('Only 3 left');
     await act(async () => release?.());
-    await waitFor(() => expect(screen.getByText('Live updates on')).toBeTruthy());
+    await waitFor(() => expect(screen.getByText('Updates automatically')).toBeTruthy());
     expect(card('Blue mug').getByTestId('stock').textContent).toContain('Only 3 left');
+  });
+
+  // Issue #19: a catalogue that can be searched.
+  it('searches the whole catalogue by name and description', async () => {
+    const first = Array.from({ length: 20 }, (_, i) => product(`p${i}`, `Mug ${i}`, 1000 + i, 4));
+    const api = new FakeApi().on('GET /products', (call) =>
+      call.query.get('next') === 'c1'
+        ? { status: 200, body: { items: [{ ...product('t1', 'Cast iron teapot', 3900, 2), description: 'Holds 1 l of tea' }], next: null } }
+        : { status: 200, body: { items: first, next: 'c1' } },
+    );
+    renderApp('/', api);
+    await screen.findByRole('heading', { name: 'Mug 0' });
+    expect(document.title).toBe('Catalogue · WooCom');
+    fireEvent.change(screen.getByRole('searchbox', { name: 'Search products' }), { target: { value: 'TEA' } });
+    expect(await screen.findByRole('heading', { name: 'Cast iron teapot' })).toBeTruthy();
+    expect(screen.queryByRole('heading', { name: 'Mug 0' })).toBeNull();
+    await waitFor(() => expect(screen.getByText('1 product found.')).toBeTruthy());
+    fireEvent.change(screen.getByRole('searchbox', { name: 'Search products' }), { target: { value: 'saucer' } });
+    expect(screen.getByText('No products match “saucer”.')).toBeTruthy();
+  });
+
+  // Issue #19: a catalogue that can be filtered by category.
+  it('filters by category, with the search', async () => {
+    const items = [
+      { ...product('t1', 'Sencha', 900, 10), category: 'Tea' },
+      { ...product('t2', 'Assam', 800, 10), category: 'Tea' },
+      { ...product('c1', 'Espresso cups', 2400, 10), category: 'Tableware' },
+      product('x1', 'Gift card', 2500, 10),
+    ];
+    const api = new FakeApi().on('GET /products', { status: 200, body: { items, next: null } });
+    renderApp('/', api);
+    await screen.findByRole('heading', { name: 'Sencha' });
+    const select = screen.getByRole('combobox', { name: 'Category' }) as HTMLSelectElement;
+    expect([...select.options].map((o) => o.textContent)).toEqual(['All categories', 'Tableware', 'Tea']);
+    fireEvent.change(select, { target: { value: 'Tea' } });
+    expect(screen.getAllByRole('article').map((a) => a.getAttribute('aria-labelledby'))).toEqual(['product-t1', 'product-t2']);
+    fireEvent.change(screen.getByRole('searchbox', { name: 'Search products' }), { target: { value: 'cups' } });
+    expect(screen.getByText('No products match “cups” in Tea.')).toBeTruthy();
+    fireEvent.change(select, { target: { value: '' } });
+    expect(screen.getAllByRole('article')).toHaveLength(1);
   });
 });

@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { Link } from 'react-router';
 import type { Product } from '../api';
-import { ErrorMessage, LiveIndicator, Loading, stockLabel } from '../components/Status';
+import { ErrorMessage, LiveIndicator, Loading, stockClass, stockLabel, usePageTitle } from '../components/Status';
 import type { LiveMessage } from '../live';
 import { formatMoney } from '../money';
 import { toApiError, useLive, useShop } from '../shop';
@@ -96,6 +96,29 @@ export function CataloguePage() {
   // Pushes flow only while the socket is open: whatever changed before it
   // opened (or while it was down) is read again.
   const live = useLive(['catalogue'], onMessage, () => void loadFromStart(Math.max(loaded.current, PAGE_SIZE)));
+  usePageTitle('Catalogue');
+
+  // Search and the category filter look through the whole catalogue:
+  // either loads every page.
+  const [query, setQuery] = useState('');
+  const [category, setCategory] = useState('');
+  const searching = query.trim() !== '' || category !== '';
+  useEffect(() => {
+    if (searching && state.next && state.status === 'ready' && !state.more) {
+      void loadFromStart(Number.MAX_SAFE_INTEGER);
+    }
+  }, [searching, state.next, state.status, state.more, loadFromStart]);
+  const words = query.trim().toLocaleLowerCase().split(/\s+/).filter(Boolean);
+  const shown = searching
+    ? state.items.filter((p) => {
+        if (category && p.category !== category) return false;
+        const text = `${p.name} ${p.description ?? ''}`.toLocaleLowerCase();
+        return words.every((w) => text.includes(w));
+      })
+    : state.items;
+  const categories = [...new Set(state.items.map((p) => p.category ?? '').filter(Boolean))].sort((a, b) =>
+    a.localeCompare(b),
+  );
 
   return (
     <section aria-labelledby="catalogue-heading">
@@ -103,27 +126,58 @@ export function CataloguePage() {
         <h1 id="catalogue-heading">Catalogue</h1>
         <LiveIndicator state={live} />
       </div>
+      <form className="search" role="search" onSubmit={(e) => e.preventDefault()}>
+        <label htmlFor="catalogue-search">Search products</label>
+        <input
+          id="catalogue-search"
+          type="search"
+          value={query}
+          onChange={(e) => setQuery(e.target.value)}
+          aria-describedby="search-count"
+        />
+        {(categories.length > 0 || category) && (
+          <>
+            <label htmlFor="catalogue-category">Category</label>
+            <select id="catalogue-category" value={category} onChange={(e) => setCategory(e.target.value)}>
+              <option value="">All categories</option>
+              {categories.map((c) => (
+                <option key={c} value={c}>
+                  {c}
+                </option>
+              ))}
+            </select>
+          </>
+        )}
+      </form>
+      <p id="search-count" className="visually-hidden" aria-live="polite">
+        {searching && state.status === 'ready' ? `${shown.length} ${shown.length === 1 ? 'product' : 'products'} found.` : ''}
+      </p>
       {state.status === 'loading' && state.items.length === 0 && <Loading label="Loading products…" />}
       {state.status === 'error' && (
         <ErrorMessage
           title="Could not load the products."
           error={state.error ?? 'Unknown error.'}
+          context="catalogue"
+          takeFocus={state.items.length === 0}
           onRetry={() =>
             state.items.length && state.next ? void loadMore() : void loadFromStart(Math.max(loaded.current, PAGE_SIZE))
           }
         />
       )}
       {state.status === 'ready' && state.items.length === 0 && <p>No products yet.</p>}
-      {state.items.length > 0 && (
+      {searching && state.status === 'ready' && state.items.length > 0 && shown.length === 0 && (
+        <p>{query.trim() ? `No products match “${query.trim()}”${category ? ` in ${category}` : ''}.` : `No products in ${category}.`}</p>
+      )}
+      {shown.length > 0 && (
         <ul className="product-grid" aria-label="Products">
-          {state.items.map((p) => (
+          {shown.map((p) => (
             <li key={p.id}>
               <ProductCard product={p} pulse={changed[p.id] ?? 0} />
             </li>
           ))}
         </ul>
       )}
-      {state.next && state.status !== 'error' && (
+      {!searching && state.next && state.status !== 'error' && (
         <button type="button" className="secondary" onClick={() => void loadMore()} disabled={state.more}>
           {state.more ? 'Loading more…' : 'Show more products'}
         </button>
@@ -138,16 +192,12 @@ function ProductCard({ product, pulse }: { product: Product; pulse: number }) {
       <h2 id={`product-${product.id}`}>
         <Link to={`/products/${encodeURIComponent(product.id)}`}>{product.name}</Link>
       </h2>
+      <div className="product-image placeholder" aria-hidden="true" />
       {product.description && <p className="description">{product.description}</p>}
       <p className="price">{formatMoney(product.price, product.currency)}</p>
-      <p
-        className={`stock${product.stock <= 0 ? ' sold-out' : ''}${pulse ? ' pulse' : ''}`}
-        key={pulse}
-        aria-live="polite"
-        aria-atomic="true"
-        data-testid="stock"
-      >
-        <span className="visually-hidden">{product.name}: </span>
+      {/* Not a live region: a screen reader would read out every card's
+          change at once. The product page announces its own. */}
+      <p className={`${stockClass(product.stock)}${pulse ? ' pulse' : ''}`} key={pulse} data-testid="stock">
         {stockLabel(product.stock)}
       </p>
     </article>

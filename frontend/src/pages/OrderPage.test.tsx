@@ -21,7 +21,7 @@ describe('order page', () => {
   it('shows the order and applies live status pushes for this order only', async () => {
     const api = new FakeApi().on('GET /orders/{id}', { status: 200, body: order });
     renderApp('/orders/o-42', api);
-    expect(await screen.findByRole('heading', { name: 'Order o-42' })).toBeTruthy();
+    expect(await screen.findByRole('heading', { name: 'Your order' })).toBeTruthy();
     const status = screen.getByTestId('order-status');
     expect(status.textContent).toBe('Placed');
     expect(screen.getByText('2 × Blue mug')).toBeTruthy();
@@ -30,7 +30,7 @@ describe('order page', () => {
     const ws = FakeWebSocket.latest();
     expect(ws.url).toBe('ws://ws.test/local?topics=order:o-42');
     act(() => ws.open());
-    await waitFor(() => expect(screen.getByText('Live updates on')).toBeTruthy());
+    await waitFor(() => expect(screen.getByText('Updates automatically')).toBeTruthy());
 
     act(() => ws.push({ type: 'order', orderId: 'o-7', status: 'CANCELLED', updatedAt: '2026-11-23T12:01:00Z' }));
     expect(screen.getByTestId('order-status').textContent).toBe('Placed');
@@ -48,7 +48,7 @@ describe('order page', () => {
   it('moves from placed to confirmed when fulfilment takes the order on', async () => {
     const api = new FakeApi().on('GET /orders/{id}', { status: 200, body: order });
     renderApp('/orders/o-42', api);
-    await screen.findByRole('heading', { name: 'Order o-42' });
+    await screen.findByRole('heading', { name: 'Your order' });
     expect(screen.getByTestId('order-status').textContent).toBe('Placed');
     expect(screen.getByTestId('status-hint').textContent).toBe('We have received your order and are checking it.');
     expect(screen.getByText('Placed', { selector: 'li' }).getAttribute('aria-current')).toBe('step');
@@ -80,7 +80,7 @@ describe('order page', () => {
     let status = 'PLACED';
     const api = new FakeApi().on('GET /orders/{id}', () => ({ status: 200, body: { ...order, status } }));
     renderApp('/orders/o-42', api);
-    await screen.findByRole('heading', { name: 'Order o-42' });
+    await screen.findByRole('heading', { name: 'Your order' });
     act(() => FakeWebSocket.latest().open());
     status = 'SHIPPED';
     act(() => FakeWebSocket.latest().drop());
@@ -92,7 +92,8 @@ describe('order page', () => {
   it('says when there is no such order', async () => {
     const api = new FakeApi().on('GET /orders/{id}', apiError(404, 'not_found', 'no order nope'));
     renderApp('/orders/nope', api);
-    expect((await screen.findByRole('alert')).textContent).toContain('There is no order with id “nope”.');
+    expect((await screen.findByRole('alert')).textContent).toContain('We could not find this order.');
+    expect(document.title).toBe('Order not found · WooCom');
   });
 
   it('keeps a status push that arrives while the order is being read again', async () => {
@@ -104,12 +105,64 @@ describe('order page', () => {
       return { status: 200, body: order };
     });
     renderApp('/orders/o-42', api);
-    await screen.findByRole('heading', { name: 'Order o-42' });
+    await screen.findByRole('heading', { name: 'Your order' });
     act(() => FakeWebSocket.latest().open());
     await waitFor(() => expect(reads).toBe(2));
     act(() => FakeWebSocket.latest().push({ type: 'order', orderId: 'o-42', status: 'PAID', updatedAt: '2026-11-23T12:05:00Z' }));
     await act(async () => release?.());
     await waitFor(() => expect(screen.queryByRole('status', { name: /Loading/ })).toBeNull());
     expect(screen.getByTestId('order-status').textContent).toBe('Paid');
+  });
+
+  // Issue #19: an order may be cancelled from its page while it still can be.
+  it('cancels the order after asking, and shows it cancelled', async () => {
+    let stored = { ...order, status: 'CONFIRMED' };
+    const api = new FakeApi()
+      .on('GET /orders/{id}', () => ({ status: 200, body: stored }))
+      .on('POST /orders/{id}/status', (call) => {
+        expect(call.body).toEqual({ status: 'CANCELLED' });
+        stored = { ...stored, status: 'CANCELLED', updatedAt: '2026-11-23T12:03:00Z' };
+        return { status: 200, body: stored };
+      });
+    renderApp('/orders/o-42', api);
+    act(() => FakeWebSocket.latest()?.open());
+    const start = await screen.findByRole('button', { name: 'Cancel order' });
+    expect(document.title).toBe('Your order · WooCom');
+    expect(screen.getByTestId('order-id').textContent).toBe('o-42');
+    act(() => start.click());
+    const yes = screen.getByRole('button', { name: 'Yes, cancel the order' });
+    expect(document.activeElement).toBe(yes);
+    act(() => screen.getByRole('button', { name: 'Keep the order' }).click());
+    expect(document.activeElement).toBe(screen.getByRole('button', { name: 'Cancel order' }));
+    expect(api.callsTo('POST', '/orders/o-42/status')).toHaveLength(0);
+
+    act(() => screen.getByRole('button', { name: 'Cancel order' }).click());
+    act(() => screen.getByRole('button', { name: 'Yes, cancel the order' }).click());
+    await waitFor(() => expect(screen.getByTestId('order-status').textContent).toBe('Cancelled'));
+    expect(screen.queryByRole('button', { name: 'Cancel order' })).toBeNull();
+  });
+
+  it('shows an order cancelled by an earlier try as cancelled', async () => {
+    let stored = { ...order, status: 'PAID' };
+    const api = new FakeApi()
+      .on('GET /orders/{id}', () => ({ status: 200, body: stored }))
+      .on('POST /orders/{id}/status', () => {
+        stored = { ...stored, status: 'CANCELLED', updatedAt: '2026-11-23T12:03:00Z' };
+        return apiError(409, 'invalid_transition', 'an order cannot move from CANCELLED to CANCELLED');
+      });
+    renderApp('/orders/o-42', api);
+    const start = await screen.findByRole('button', { name: 'Cancel order' });
+    act(() => start.click());
+    act(() => screen.getByRole('button', { name: 'Yes, cancel the order' }).click());
+    await waitFor(() => expect(screen.getByTestId('order-status').textContent).toBe('Cancelled'));
+    expect(screen.queryByRole('alert')).toBeNull();
+  });
+
+  it('does not offer to cancel a shipped order', async () => {
+    const api = new FakeApi().on('GET /orders/{id}', { status: 200, body: { ...order, status: 'SHIPPED' } });
+    renderApp('/orders/o-42', api);
+    await screen.findByRole('heading', { name: 'Your order' });
+    await waitFor(() => expect(screen.getByTestId('order-status').textContent).toBe('Shipped'));
+    expect(screen.queryByRole('button', { name: 'Cancel order' })).toBeNull();
   });
 });

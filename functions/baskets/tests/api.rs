@@ -126,7 +126,8 @@ async fn a_basket_is_created_filled_changed_and_emptied() {
 async fn bad_lines_unknown_products_and_unknown_baskets() {
     let stack = stack().await;
     let shop = Shop::new(&stack);
-    shop.product("mug", "Mug", 1200, 10).await;
+    // More than 99 in stock: the per-line bound is what is tested.
+    shop.product("mug", "Mug", 1200, 200).await;
     let (_, basket) = shop.send(Method::POST, "/baskets", None).await;
     let id = basket["id"].as_str().expect("id").to_owned();
     let items = format!("/baskets/{id}/items");
@@ -201,6 +202,75 @@ async fn bad_lines_unknown_products_and_unknown_baskets() {
         )
         .await;
     assert_eq!(status, 404);
+    stack.shutdown().await;
+}
+
+// Bug (issue #19): a product with 6 in stock took 7 in the basket, and
+// the basket took 50; the customer learnt it at checkout.
+#[tokio::test]
+async fn a_basket_takes_no_more_than_is_in_stock() {
+    let stack = stack().await;
+    let shop = Shop::new(&stack);
+    shop.product("lamp", "Lamp", 4500, 6).await;
+    let (_, basket) = shop.send(Method::POST, "/baskets", None).await;
+    let id = basket["id"].as_str().expect("id").to_owned();
+    let items = format!("/baskets/{id}/items");
+
+    let (status, body) = shop
+        .send(
+            Method::POST,
+            &items,
+            Some(json!({"productId": "lamp", "quantity": 7})),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "sold_out");
+    assert_eq!(body["error"]["fields"], json!({"lamp": "6"}));
+    let (status, basket) = shop
+        .send(
+            Method::POST,
+            &items,
+            Some(json!({"productId": "lamp", "quantity": 6})),
+        )
+        .await;
+    assert_eq!(status, 200, "{basket}");
+    let (status, body) = shop
+        .send(
+            Method::PUT,
+            &format!("{items}/lamp"),
+            Some(json!({"quantity": 50})),
+        )
+        .await;
+    assert_eq!((status, &body["error"]["code"]), (409, &json!("sold_out")));
+    let (_, got) = shop
+        .send(Method::GET, &format!("/baskets/{id}"), None)
+        .await;
+    assert_eq!(quantities(&got), [("lamp".to_owned(), 6)]);
+
+    // Someone bought four meanwhile: the line comes down to what is left.
+    shop.product("lamp", "Lamp", 4500, 2).await;
+    let (status, _) = shop
+        .send(
+            Method::PUT,
+            &format!("{items}/lamp"),
+            Some(json!({"quantity": 3})),
+        )
+        .await;
+    assert_eq!(
+        status, 200,
+        "coming down is allowed while still above stock"
+    );
+    let (status, body) = shop
+        .send(
+            Method::PUT,
+            &format!("{items}/lamp"),
+            Some(json!({"quantity": 4})),
+        )
+        .await;
+    assert_eq!(
+        (status, &body["error"]["fields"]),
+        (409, &json!({"lamp": "2"}))
+    );
     stack.shutdown().await;
 }
 

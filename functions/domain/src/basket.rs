@@ -93,6 +93,19 @@ fn field_error(field: &str, message: impl Into<String>) -> ApiError {
     ApiError::validation(BTreeMap::from([(field.to_owned(), message.into())]))
 }
 
+/// 409 `sold_out`, as checkout answers it: `fields` maps the product's id
+/// to the units left.
+fn not_enough_stock(product: &Product, have: i64) -> ApiError {
+    let left = product.stock.max(0);
+    ApiError::sold_out(
+        format!(
+            "only {left} of {} in stock; the basket holds {have}",
+            product.name
+        ),
+        BTreeMap::from([(product.id.clone(), left.to_string())]),
+    )
+}
+
 impl Basket {
     /// A new, empty, open basket with a random id.
     pub fn new(now: DateTime<Utc>) -> Basket {
@@ -144,6 +157,13 @@ impl Basket {
                 "quantity",
                 format!("must be from {MIN_QUANTITY} to {MAX_QUANTITY}"),
             ));
+        }
+        // More than is in stock is refused where it is asked for, not only
+        // at checkout; a line may still come down while it exceeds the
+        // stock (the customer reduces it to what is left).
+        let have = self.quantity_of(&product.id);
+        if quantity > have && quantity > product.stock {
+            return Err(not_enough_stock(product, have));
         }
         let others = self
             .items
@@ -380,7 +400,8 @@ mod tests {
             description: String::new(),
             price,
             currency: "EUR".to_owned(),
-            stock: 10,
+            stock: 1000,
+            category: String::new(),
         }
     }
 
@@ -443,6 +464,39 @@ mod tests {
         assert_eq!(b.quantity_of("mug"), 98, "a refused change changes nothing");
         assert!(b.set(&product("mug", 1), 100).is_err());
         assert!(b.set(&product("mug", 1), -1).is_err());
+    }
+
+    // Bug (issue #19): a product with 6 in stock took 7 in the basket;
+    // the customer learnt it at checkout.
+    #[test]
+    fn a_line_holds_at_most_what_is_in_stock() {
+        let mut b = basket();
+        let mut mug = product("mug", 1200);
+        mug.stock = 6;
+        b.add(&mug, 6).expect("all of it");
+        let err = b.add(&mug, 1).expect_err("a seventh");
+        assert_eq!((err.status, err.code), (409, "sold_out"));
+        assert_eq!(
+            err.fields,
+            BTreeMap::from([("mug".to_owned(), "6".to_owned())])
+        );
+        assert!(err.message.contains("MUG"), "{}", err.message);
+        assert_eq!(b.quantity_of("mug"), 6, "a refused change changes nothing");
+        assert!(b.set(&mug, 50).is_err());
+
+        // Stock fell below the line: it may come down, not go up.
+        mug.stock = 2;
+        let err = b.set(&mug, 7).expect_err("up, past what is left");
+        assert_eq!(err.fields["mug"], "2");
+        assert_eq!(b.quantity_of("mug"), 6);
+        b.set(&mug, 5)
+            .expect("down, though still more than is left");
+        b.set(&mug, 2).expect("down to what is left");
+        assert_eq!(b.quantity_of("mug"), 2);
+        mug.stock = 0;
+        let err = b.add(&mug, 1).expect_err("sold out");
+        assert_eq!(err.fields["mug"], "0");
+        b.set(&mug, 1).expect("down, even past zero left");
     }
 
     #[test]

@@ -191,6 +191,7 @@ mod tests {
             price: 1200,
             currency: "EUR".to_owned(),
             stock: 10,
+            category: String::new(),
         };
         basket.add(&product, 2).expect("add");
         Order::from_basket(crate::order::order_id_for("k"), &basket, "ann", Utc::now())

@@ -10,6 +10,13 @@
 //! on condition enough is left. Either all of it happens or none. The order
 //! id is derived from the client's `clientKey` ([`order_id_for`]), so a
 //! retried checkout meets the order its first attempt placed.
+//!
+//! Cancelling is one transaction too ([`OrderRepo::cancel`]): the order
+//! moves to `CANCELLED` on condition its status is still the one read, and
+//! each line's units go back to its product's stock. `CANCELLED` is final
+//! and nothing else writes it ([`OrderRepo::set_status`] refuses to), so
+//! an order's units return exactly once: a retried or concurrent cancel
+//! fails the status condition and returns nothing.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -335,6 +342,113 @@ pub fn placement_from_reasons(
     )))
 }
 
+/// What a cancel transaction did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cancellation {
+    /// The order is cancelled and its units are back in stock.
+    Cancelled(Order),
+    /// The order's status was no longer the one read (another change won,
+    /// a cancel included) or the order is gone: read it again.
+    StatusChanged,
+    /// These products no longer exist, so their units have nowhere to go
+    /// back to; nothing was written.
+    ProductsGone(Vec<String>),
+    /// Another transaction was writing the same items; try again.
+    Contended,
+}
+
+/// Transaction item positions in [`OrderRepo::cancel`]: the order, then
+/// one per line returned to stock.
+const CANCEL_ORDER_ITEM: usize = 0;
+const FIRST_RESTOCK_ITEM: usize = 1;
+
+/// The transaction that cancels `order` (as read, at its status) and puts
+/// the units of `restock` back: see [`OrderRepo::cancel`].
+pub fn cancel_items(
+    orders: &str,
+    products: &str,
+    order: &Order,
+    restock: &[Line],
+    now: DateTime<Utc>,
+) -> Result<Vec<TransactWriteItem>, ApiError> {
+    if !order.status.can_move_to(OrderStatus::Cancelled) {
+        return Err(ApiError::invalid_transition(
+            order.status.as_str(),
+            OrderStatus::Cancelled.as_str(),
+        ));
+    }
+    let mut items = Vec::with_capacity(restock.len() + FIRST_RESTOCK_ITEM);
+    let cancel = Update::builder()
+        .table_name(orders)
+        .key("id", AttributeValue::S(order.id.clone()))
+        .update_expression("SET #status = :cancelled, updatedAt = :now")
+        .condition_expression("#status = :from")
+        .expression_attribute_names("#status", "status")
+        .expression_attribute_values(
+            ":cancelled",
+            AttributeValue::S(OrderStatus::Cancelled.as_str().to_owned()),
+        )
+        .expression_attribute_values(":from", AttributeValue::S(order.status.as_str().to_owned()))
+        .expression_attribute_values(":now", AttributeValue::S(timestamp(now)))
+        .build()
+        .map_err(build_error)?;
+    items.push(TransactWriteItem::builder().update(cancel).build());
+    for line in restock {
+        let give_back = Update::builder()
+            .table_name(products)
+            .key("id", AttributeValue::S(line.product_id.clone()))
+            .update_expression("SET #stock = #stock + :quantity")
+            // Without it an update would create a product of stock only.
+            .condition_expression("attribute_exists(id)")
+            .expression_attribute_names("#stock", "stock")
+            .expression_attribute_values(":quantity", AttributeValue::N(line.quantity.to_string()))
+            .build()
+            .map_err(build_error)?;
+        items.push(TransactWriteItem::builder().update(give_back).build());
+    }
+    Ok(items)
+}
+
+/// Reads a cancelled cancel transaction's reasons (see
+/// [`placement_from_reasons`]): the order's condition wins, then vanished
+/// products, then contention.
+pub fn cancellation_from_reasons(
+    reasons: &[CancellationReason],
+    restock: &[Line],
+) -> Result<Cancellation, ApiError> {
+    let failed = |i: usize| {
+        reasons
+            .get(i)
+            .is_some_and(|r| r.code() == Some("ConditionalCheckFailed"))
+    };
+    if failed(CANCEL_ORDER_ITEM) {
+        return Ok(Cancellation::StatusChanged);
+    }
+    let gone: Vec<String> = restock
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| failed(FIRST_RESTOCK_ITEM + i))
+        .map(|(_, line)| line.product_id.clone())
+        .collect();
+    if !gone.is_empty() {
+        return Ok(Cancellation::ProductsGone(gone));
+    }
+    let contended = reasons.iter().any(|r| {
+        matches!(
+            r.code(),
+            Some("TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded")
+        )
+    });
+    if contended {
+        return Ok(Cancellation::Contended);
+    }
+    let codes: Vec<&str> = reasons.iter().map(|r| r.code().unwrap_or("?")).collect();
+    Err(ApiError::internal(format!(
+        "cancel transaction cancelled for reasons it does not handle: {}",
+        codes.join(", ")
+    )))
+}
+
 /// Which index lists orders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrderIndex {
@@ -522,8 +636,43 @@ impl OrderRepo {
         }
     }
 
+    /// Cancels `order` if its status is still the one it was read with,
+    /// and puts the units of `restock` (its lines, less those of products
+    /// that no longer exist) back in stock, in one transaction.
+    pub async fn cancel(
+        &self,
+        order: &Order,
+        restock: &[Line],
+        now: DateTime<Utc>,
+    ) -> Result<Cancellation, ApiError> {
+        let items = cancel_items(&self.orders, &self.products, order, restock, now)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Cancellation::Cancelled(Order {
+                status: OrderStatus::Cancelled,
+                updated_at: timestamp(now),
+                ..order.clone()
+            })),
+            Err(e) => match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                    cancellation_from_reasons(cancelled.cancellation_reasons(), restock)
+                }
+                Some(other) if other.code() == Some("TransactionConflictException") => {
+                    Ok(Cancellation::Contended)
+                }
+                _ => Err(ApiError::storage(e)),
+            },
+        }
+    }
+
     /// Moves order `id` from `from` to `to` if its status is still `from`.
-    /// `Ok(None)`: it was not (another change won, or it is gone).
+    /// `Ok(None)`: it was not (another change won, or it is gone). Not for
+    /// `CANCELLED`, which returns stock: [`OrderRepo::cancel`].
     pub async fn set_status(
         &self,
         id: &str,
@@ -531,6 +680,11 @@ impl OrderRepo {
         to: OrderStatus,
         now: DateTime<Utc>,
     ) -> Result<Option<Order>, ApiError> {
+        if to == OrderStatus::Cancelled {
+            return Err(ApiError::internal(
+                "an order is cancelled with OrderRepo::cancel, which returns its units to stock",
+            ));
+        }
         let result = self
             .client
             .update_item()
@@ -695,6 +849,7 @@ mod tests {
                 price: *price,
                 currency: "EUR".to_owned(),
                 stock: 100,
+                category: String::new(),
             };
             basket.add(&product, *quantity).expect("add");
         }
@@ -808,6 +963,98 @@ mod tests {
         );
         let reasons = [reason("ValidationError", None)];
         assert!(placement_from_reasons(&reasons, &order).is_err());
+    }
+
+    fn update_of(item: &TransactWriteItem) -> &Update {
+        item.update().expect("an update")
+    }
+
+    // Bug (issue #19): cancelling an order did not return its units to
+    // stock. The cancel is one transaction, conditioned on the status read,
+    // so a retried or concurrent cancel returns nothing a second time.
+    #[test]
+    fn a_cancel_returns_each_line_once_on_condition_of_the_status_read() {
+        let order = order_of(&[("mug", 1200, 2), ("cup", 800, 3)]);
+        let items = cancel_items("orders", "products", &order, &order.items, Utc::now())
+            .expect("cancellable");
+        assert_eq!(items.len(), 3);
+        let cancel = update_of(&items[0]);
+        assert_eq!(cancel.table_name(), "orders");
+        assert_eq!(cancel.condition_expression(), Some("#status = :from"));
+        let values = cancel.expression_attribute_values().expect("values");
+        assert_eq!(values[":from"], AttributeValue::S("PLACED".to_owned()));
+        assert_eq!(
+            values[":cancelled"],
+            AttributeValue::S("CANCELLED".to_owned())
+        );
+        for (item, (id, quantity)) in items[1..].iter().zip([("mug", "2"), ("cup", "3")]) {
+            let update = update_of(item);
+            assert_eq!(update.table_name(), "products");
+            assert_eq!(update.key()["id"], AttributeValue::S(id.to_owned()));
+            assert_eq!(
+                update.update_expression(),
+                "SET #stock = #stock + :quantity"
+            );
+            assert_eq!(update.condition_expression(), Some("attribute_exists(id)"));
+            let values = update.expression_attribute_values().expect("values");
+            assert_eq!(values[":quantity"], AttributeValue::N(quantity.to_owned()));
+        }
+
+        let mut paid = order.clone();
+        paid.status = Paid;
+        let items = cancel_items("orders", "products", &paid, &paid.items, Utc::now())
+            .expect("a paid order may be cancelled");
+        let values = update_of(&items[0])
+            .expression_attribute_values()
+            .expect("values");
+        assert_eq!(values[":from"], AttributeValue::S("PAID".to_owned()));
+    }
+
+    #[test]
+    fn a_cancelled_or_shipped_order_is_not_cancelled_again() {
+        for status in [Cancelled, Shipped, Delivered] {
+            let mut order = order_of(&[("mug", 1200, 2)]);
+            order.status = status;
+            let err = cancel_items("orders", "products", &order, &order.items, Utc::now())
+                .expect_err("not cancellable");
+            assert_eq!((err.status, err.code), (409, "invalid_transition"));
+        }
+    }
+
+    #[test]
+    fn a_failed_cancel_says_whether_to_read_again_or_skip_a_product() {
+        let order = order_of(&[("mug", 1200, 2), ("cup", 800, 3)]);
+        let reasons = [
+            reason("ConditionalCheckFailed", None),
+            reason("None", None),
+            reason("ConditionalCheckFailed", None),
+        ];
+        assert_eq!(
+            cancellation_from_reasons(&reasons, &order.items),
+            Ok(Cancellation::StatusChanged),
+            "the status condition wins: someone else cancelled it"
+        );
+        let reasons = [
+            reason("None", None),
+            reason("None", None),
+            reason("ConditionalCheckFailed", None),
+        ];
+        assert_eq!(
+            cancellation_from_reasons(&reasons, &order.items),
+            Ok(Cancellation::ProductsGone(vec!["cup".to_owned()]))
+        );
+        let reasons = [
+            reason("TransactionConflict", None),
+            reason("None", None),
+            reason("None", None),
+        ];
+        assert_eq!(
+            cancellation_from_reasons(&reasons, &order.items),
+            Ok(Cancellation::Contended)
+        );
+        assert!(
+            cancellation_from_reasons(&[reason("ValidationError", None)], &order.items).is_err()
+        );
     }
 
     #[test]

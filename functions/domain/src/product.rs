@@ -23,6 +23,9 @@ pub struct Product {
     pub currency: String,
     /// Units in stock; never negative.
     pub stock: i64,
+    /// What the catalogue groups it under (e.g. "Tea"); empty: none.
+    #[serde(default)]
+    pub category: String,
 }
 
 /// What a client sends to create or replace a product.
@@ -36,6 +39,8 @@ pub struct ProductInput {
     #[serde(default = "default_currency")]
     pub currency: String,
     pub stock: i64,
+    #[serde(default)]
+    pub category: String,
 }
 
 fn default_currency() -> String {
@@ -44,6 +49,7 @@ fn default_currency() -> String {
 
 pub const MAX_NAME: usize = 200;
 pub const MAX_DESCRIPTION: usize = 4000;
+pub const MAX_CATEGORY: usize = 50;
 
 /// Product ids are short slugs: they appear in URLs.
 pub fn valid_id(id: &str) -> bool {
@@ -66,6 +72,14 @@ impl ProductInput {
             fields.insert(
                 "description".to_owned(),
                 format!("at most {MAX_DESCRIPTION} characters"),
+            );
+        }
+        if self.category.trim().chars().count() > MAX_CATEGORY
+            || self.category.chars().any(char::is_control)
+        {
+            fields.insert(
+                "category".to_owned(),
+                format!("at most {MAX_CATEGORY} characters, no control characters"),
             );
         }
         if self.price < 0 {
@@ -94,6 +108,7 @@ impl ProductInput {
             price: self.price,
             currency: self.currency,
             stock: self.stock,
+            category: self.category.trim().to_owned(),
         }
     }
 }
@@ -190,6 +205,7 @@ mod tests {
             price: 1200,
             currency: "EUR".to_owned(),
             stock: 3,
+            category: "Tableware".to_owned(),
         }
     }
 
@@ -205,12 +221,34 @@ mod tests {
             price: -1,
             stock: -5,
             currency: "euro".to_owned(),
+            category: "c".repeat(MAX_CATEGORY + 1),
             ..input()
         };
         let err = bad.validate().expect_err("invalid");
         assert_eq!(err.status, 400);
         let names: Vec<&str> = err.fields.keys().map(String::as_str).collect();
-        assert_eq!(names, ["currency", "name", "price", "stock"]);
+        assert_eq!(names, ["category", "currency", "name", "price", "stock"]);
+    }
+
+    // Issue #19: the catalogue is filtered by category.
+    #[test]
+    fn a_category_is_optional_and_trimmed() {
+        let product = input().into_product("mug".to_owned());
+        assert_eq!(product.category, "Tableware");
+        let without: ProductInput =
+            serde_json::from_str(r#"{"name": "Mug", "price": 1, "stock": 1}"#).expect("parses");
+        assert_eq!(without.validate(), Ok(()));
+        assert_eq!(without.into_product("mug".to_owned()).category, "");
+        let spaced = ProductInput {
+            category: "  Tea ".to_owned(),
+            ..input()
+        };
+        assert_eq!(spaced.into_product("t".to_owned()).category, "Tea");
+        let stored: Product = serde_json::from_str(
+            r#"{"id": "old", "name": "Old", "price": 1, "currency": "EUR", "stock": 1}"#,
+        )
+        .expect("a product stored before categories reads");
+        assert_eq!(stored.category, "");
     }
 
     #[test]

@@ -37,6 +37,7 @@ async fn stored_order(db: &aws_sdk_dynamodb::Client, key: &str, status: OrderSta
         price: 1200,
         currency: "EUR".to_owned(),
         stock: 10,
+        category: String::new(),
     };
     basket.add(&mug, 2).expect("add");
     let mut order = Order::from_basket(order_id_for(key), &basket, "ann", Utc::now());

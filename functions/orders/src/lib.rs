@@ -18,6 +18,7 @@
 
 pub mod events;
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -27,9 +28,10 @@ use woocom_domain::basket::{self, Basket};
 use woocom_domain::error::{body_of, json_response, respond};
 use woocom_domain::events::{OrderEvent, OrderPlaced, StatusChanged};
 use woocom_domain::order::{
-    self, CheckoutInput, OrderIndex, Placement, StatusInput, order_id_for, sold_out_error,
+    self, Cancellation, CheckoutInput, OrderIndex, Placement, StatusInput, order_id_for,
+    sold_out_error,
 };
-use woocom_domain::{ApiError, BasketRepo, Order, OrderRepo, OrderStatus, aws};
+use woocom_domain::{ApiError, BasketRepo, Line, Order, OrderRepo, OrderStatus, aws};
 
 pub use events::OrderEvents;
 
@@ -220,6 +222,9 @@ async fn set_status(handler: &Handler, id: &str, body: &Body) -> Result<Response
     }
     let input: StatusInput = body_of(body, "a status")?;
     let to = input.validate()?;
+    if to == OrderStatus::Cancelled {
+        return cancel(handler, id).await;
+    }
     for _ in 0..MAX_ATTEMPTS {
         let order = handler.orders.get(id).await?.ok_or_else(|| no_order(id))?;
         if !order.status.can_move_to(to) {
@@ -238,6 +243,47 @@ async fn set_status(handler: &Handler, id: &str, body: &Body) -> Result<Response
             let event = OrderEvent::StatusChanged(StatusChanged::of(&updated, order.status));
             publish(handler, &event, "consumers do not hear of this change").await;
             return Ok(json_response(200, &json!(updated)));
+        }
+    }
+    Err(ApiError::conflict(format!(
+        "order {id} kept changing; try again"
+    )))
+}
+
+/// Cancels order `id` and returns its units to stock, once: the
+/// transaction is conditioned on the status just read, so of a cancel and
+/// its retry (or two at once) one returns the units and the other reads
+/// `CANCELLED` and is refused (409 `invalid_transition`).
+async fn cancel(handler: &Handler, id: &str) -> Result<Response<Body>, ApiError> {
+    // Products deleted since the order was placed: their units stay out.
+    let mut gone: BTreeSet<String> = BTreeSet::new();
+    for attempt in 0..MAX_ATTEMPTS {
+        let order = handler.orders.get(id).await?.ok_or_else(|| no_order(id))?;
+        if !order.status.can_move_to(OrderStatus::Cancelled) {
+            return Err(ApiError::invalid_transition(
+                order.status.as_str(),
+                OrderStatus::Cancelled.as_str(),
+            ));
+        }
+        let restock: Vec<Line> = order
+            .items
+            .iter()
+            .filter(|line| !gone.contains(&line.product_id))
+            .cloned()
+            .collect();
+        match handler.orders.cancel(&order, &restock, Utc::now()).await? {
+            Cancellation::Cancelled(cancelled) => {
+                tracing::info!(order = %id, lines = restock.len(), "order cancelled, units returned to stock");
+                let event = OrderEvent::StatusChanged(StatusChanged::of(&cancelled, order.status));
+                publish(handler, &event, "consumers do not hear of this change").await;
+                return Ok(json_response(200, &json!(cancelled)));
+            }
+            Cancellation::StatusChanged => {}
+            Cancellation::ProductsGone(ids) => {
+                tracing::warn!(order = %id, products = ?ids, "products of a cancelled order no longer exist; their units are not returned");
+                gone.extend(ids);
+            }
+            Cancellation::Contended => back_off(attempt).await,
         }
     }
     Err(ApiError::conflict(format!(

@@ -144,9 +144,12 @@ async fn checkout_places_an_order_once_and_lists_it() {
 async fn too_little_stock_is_409_sold_out_and_changes_nothing() {
     let stack = stack().await;
     let shop = Shop::new(&stack);
-    shop.product("cup", "Cup", 800, 2).await;
+    shop.product("cup", "Cup", 800, 3).await;
     shop.product("saucer", "Saucer", 500, 10).await;
     let basket = shop.basket(&[("saucer", 3), ("cup", 3)]).await;
+    // Someone else takes a cup after it went into the basket (a basket
+    // takes no more than is in stock when the line is added).
+    shop.product("cup", "Cup", 800, 2).await;
 
     let (status, body) = shop.checkout(&basket, "carol", "sold-out-1").await;
     assert_eq!(status, 409, "{body}");
@@ -290,6 +293,84 @@ async fn order_status_follows_the_lifecycle() {
         .set_status("o-00000000000000000000000000000000", "PAID")
         .await;
     assert_eq!((status, &body["error"]["code"]), (404, &json!("not_found")));
+    stack.shutdown().await;
+}
+
+// Bug (issue #19): cancelling an order did not return its units to stock.
+#[tokio::test]
+async fn a_cancelled_orders_units_return_to_stock_exactly_once() {
+    let stack = stack().await;
+    let shop = Shop::new(&stack);
+    shop.product("bowl", "Bowl", 900, 6).await;
+    shop.product("plate", "Plate", 1100, 4).await;
+    let (status, order) = shop
+        .checkout(
+            &shop.basket(&[("bowl", 5), ("plate", 1)]).await,
+            "kim",
+            "cancel-1",
+        )
+        .await;
+    assert_eq!(status, 201, "{order}");
+    let id = order["id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        (shop.stock("bowl").await, shop.stock("plate").await),
+        (1, 3)
+    );
+
+    let (status, cancelled) = shop.set_status(&id, "CANCELLED").await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["status"], "CANCELLED");
+    assert_eq!(
+        (shop.stock("bowl").await, shop.stock("plate").await),
+        (6, 4)
+    );
+    let (_, stored) = shop.send(Method::GET, &format!("/orders/{id}"), None).await;
+    assert_eq!(stored, cancelled, "the answer is what is stored");
+
+    // The cancel sent again (its answer was lost): refused, nothing returned twice.
+    let (status, body) = shop.set_status(&id, "CANCELLED").await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (409, &json!("invalid_transition"))
+    );
+    assert_eq!(
+        (shop.stock("bowl").await, shop.stock("plate").await),
+        (6, 4)
+    );
+
+    // Two cancels of one order at once, a few times: one returns the units.
+    for round in 0..3 {
+        let (status, order) = shop
+            .checkout(
+                &shop.basket(&[("bowl", 2)]).await,
+                "kim",
+                &format!("cancel-race-{round}"),
+            )
+            .await;
+        assert_eq!(status, 201, "{order}");
+        let id = order["id"].as_str().expect("id").to_owned();
+        assert_eq!(shop.stock("bowl").await, 4);
+        let (a, b) = tokio::join!(
+            shop.set_status(&id, "CANCELLED"),
+            shop.set_status(&id, "CANCELLED")
+        );
+        let mut statuses = [a.0, b.0];
+        statuses.sort();
+        assert_eq!(statuses, [200, 409], "round {round}: {} / {}", a.1, b.1);
+        assert_eq!(shop.stock("bowl").await, 6, "round {round}");
+    }
+
+    // A shipped order keeps its units.
+    let (_, order) = shop
+        .checkout(&shop.basket(&[("plate", 2)]).await, "kim", "cancel-late")
+        .await;
+    let id = order["id"].as_str().expect("id").to_owned();
+    shop.wait_for_status(&id, "CONFIRMED", HAND_OFF).await;
+    for to in ["PAID", "SHIPPED"] {
+        assert_eq!(shop.set_status(&id, to).await.0, 200, "to {to}");
+    }
+    assert_eq!(shop.set_status(&id, "CANCELLED").await.0, 409);
+    assert_eq!(shop.stock("plate").await, 2);
     stack.shutdown().await;
 }
 

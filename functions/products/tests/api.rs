@@ -44,7 +44,7 @@ async fn create_get_list_and_validate_products() {
     assert_eq!(
         got,
         json!({ "id": "teapot", "name": "Teapot", "description": "",
-        "price": 3900, "currency": "EUR", "stock": 4 })
+        "price": 3900, "currency": "EUR", "stock": 4, "category": "" })
     );
 
     // Pages of two: every product exactly once.
