@@ -122,10 +122,13 @@ impl DynamoDbStream {
                 .stream_records(stream, position, (limit - out.len()).min(ENGINE_PAGE))
                 .await
                 .map_err(|e| SourceError::Read(e.to_string()))?;
-            if page.is_empty() {
+            if page.last <= position {
                 break;
             }
-            for r in &page {
+            // Records of writes that changed nothing are not in the page
+            // (DynamoDB writes none); reading goes on past them.
+            position = page.last;
+            for r in &page.records {
                 let stored = stored_sequence(&r.dynamodb.sequence_number).unwrap_or(0);
                 if up_to.is_some_and(|last| stored > last) {
                     return Ok(out);
