@@ -261,6 +261,12 @@ impl DynamoDb {
         &self.identity
     }
 
+    /// Changes each time a table's stream is enabled or disabled through
+    /// this layer: a consumer holding a stream's ARN looks it up again.
+    pub fn stream_generation(&self) -> u64 {
+        self.history.generation()
+    }
+
     /// Serves one request: `operation` as named by `X-Amz-Target` (without
     /// the prefix), `body` as sent (already un-gzipped). Returns the JSON
     /// response body.

@@ -24,6 +24,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -98,6 +99,8 @@ pub fn label_time(engine_label: &str) -> f64 {
 pub struct History {
     file: Option<PathBuf>,
     epochs: Mutex<Vec<Epoch>>,
+    /// Bumped by every [`History::enable`] and [`History::close`].
+    generation: AtomicU64,
 }
 
 impl History {
@@ -120,6 +123,7 @@ impl History {
         History {
             file,
             epochs: Mutex::new(epochs),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -141,6 +145,10 @@ impl History {
         if let Err(e) = result {
             tracing::warn!(error = %e, file = %file.display(), "cannot save the stream history");
         }
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// Every epoch, oldest first per table.
@@ -181,6 +189,7 @@ impl History {
         }
         epochs.push(epoch);
         self.save(&epochs);
+        self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Closes the table's open stream at `end`.
@@ -196,6 +205,7 @@ impl History {
         }
         if changed {
             self.save(&epochs);
+            self.generation.fetch_add(1, Ordering::AcqRel);
         }
     }
 }

@@ -916,8 +916,10 @@ mod tests {
         let item: dynoxide::Item = [("pk".to_owned(), dynoxide::AttributeValue::S("a".into()))]
             .into_iter()
             .collect();
-        let mut record = Record::default();
-        record.event_name = "MODIFY".into();
+        let mut record = Record {
+            event_name: "MODIFY".into(),
+            ..Record::default()
+        };
         record.dynamodb.new_image = Some(item.clone());
         record.dynamodb.old_image = Some(item);
         assert!(is_no_op(&record));

@@ -40,6 +40,9 @@ pub fn public_sequence(stored: i64) -> String {
 #[derive(Default)]
 struct Reader {
     stream: Option<TableStream>,
+    /// [`DynamoDb::stream_generation`] when `stream` was looked up: a
+    /// stream enabled since has another ARN, which events must carry.
+    generation: u64,
     /// Stored sequence number of the last record processed.
     position: i64,
 }
@@ -89,6 +92,11 @@ impl DynamoDbStream {
         if let Some(s) = self.stream() {
             return Ok(s);
         }
+        self.resolve_fresh().await
+    }
+
+    /// The table's current stream, looked up again.
+    async fn resolve_fresh(&self) -> Result<TableStream, SourceError> {
         match self.dynamodb.table_stream(&self.table).await {
             Ok(Some(s)) => Ok(s),
             Ok(None) => Err(SourceError::Missing(format!(
@@ -222,23 +230,33 @@ impl EventSource for DynamoDbStream {
         max_bytes: usize,
     ) -> BoxFuture<'_, Result<Vec<SourceRecord>, SourceError>> {
         Box::pin(async move {
+            let generation = self.dynamodb.stream_generation();
             let (stream, position) = {
                 let reader = self.lock();
-                (reader.stream.clone(), reader.position)
+                let current = reader
+                    .stream
+                    .clone()
+                    .filter(|_| reader.generation == generation);
+                (current, reader.position)
             };
             let stream = match stream {
                 Some(s) => s,
-                None => self.resolve().await?,
+                None => {
+                    let s = self.resolve_fresh().await?;
+                    let mut reader = self.lock();
+                    reader.stream = Some(s.clone());
+                    reader.generation = generation;
+                    s
+                }
             };
             let mut records = self
                 .read_after(&stream, position, limit, max_bytes, None)
                 .await?;
-            // A write that changes nothing writes no record in DynamoDB; the
-            // engine records a MODIFY. With both images it shows, so such
-            // records are committed without delivery. Other view types keep
-            // too little to tell (KEYS_ONLY nothing, NEW_IMAGE not the item
-            // before, OLD_IMAGE not the item after): those tables see the
-            // MODIFY, as a GetRecords client of any view type does
+            // A write that changes nothing writes no record in DynamoDB;
+            // `stream_records` leaves those out for streams whose records
+            // have both images (every stream enabled through our layer).
+            // A stream the engine made alone with a narrower view type still
+            // shows them; with both images they are skipped here too
             // (ENGINE-GAPS.md §12).
             while let Some(last) = records.last().cloned() {
                 records.retain(|r| !is_no_op(&r.value));

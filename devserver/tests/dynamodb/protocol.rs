@@ -43,9 +43,6 @@ async fn requests_must_be_signed_with_a_well_formed_current_signature() {
 
     let signed = |when: chrono::DateTime<chrono::Utc>, key: &str| {
         woocom_dev::dynamodb::sigv4::sign(&host, &[], b"{}", "us-east-1", key, "secret", when)
-            .into_iter()
-            .map(|(k, v)| (k, v))
-            .collect::<Vec<_>>()
     };
     let old = chrono::Utc::now() - chrono::Duration::minutes(20);
     let (status, body) = post(&aws, &signed(old, "AKIDEXAMPLE")).await;

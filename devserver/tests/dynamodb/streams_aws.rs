@@ -653,3 +653,54 @@ async fn writes_that_change_nothing_write_no_stream_record_for_any_view_type() {
     }
     stack.shutdown().await;
 }
+
+/// Stores written before the stream history was kept have streams only the
+/// engine knows, under its own ARN form: they are adopted (ISO label, the
+/// stack's region) and the ARNs handed out before still name them.
+#[tokio::test]
+async fn streams_the_engine_made_alone_are_adopted_and_their_old_arns_still_work() {
+    let stack = stack().await;
+    let engine = stack.dynamodb().database();
+    let create: dynoxide::actions::create_table::CreateTableRequest =
+        serde_json::from_value(json!({
+            "TableName": "legacy",
+            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": "id", "AttributeType": "S"}],
+            "BillingMode": "PAY_PER_REQUEST",
+            "StreamSpecification": {"StreamEnabled": true, "StreamViewType": "KEYS_ONLY"}
+        }))
+        .expect("request");
+    let created = engine.create_table(create).expect("engine create");
+    let old_arn =
+        serde_json::to_value(&created).expect("json")["TableDescription"]["LatestStreamArn"]
+            .as_str()
+            .expect("engine arn")
+            .to_owned();
+    assert!(old_arn.contains(":dynoxide:"), "{old_arn}");
+    let db = dynamodb(&stack.urls().aws).await;
+    put(&db, "legacy", "a", 1).await;
+
+    let streams = streams(&stack.urls().aws).await;
+    let listed = streams
+        .list_streams()
+        .table_name("legacy")
+        .send()
+        .await
+        .expect("list");
+    let summary = &listed.streams()[0];
+    let label = summary.stream_label().expect("label");
+    assert!(is_iso_label(label), "{label}");
+    assert_eq!(
+        summary.stream_arn(),
+        Some(format!("{TABLE_ARN_PREFIX}legacy/stream/{label}").as_str())
+    );
+    // The engine's ARN names the same stream and reads the same records.
+    let by_old = read_stream(&streams, &old_arn).await;
+    let by_new = read_stream(&streams, summary.stream_arn().expect("arn")).await;
+    assert_eq!(names(&by_old), ["INSERT"]);
+    assert_eq!(
+        by_old.iter().map(|r| r.event_id()).collect::<Vec<_>>(),
+        by_new.iter().map(|r| r.event_id()).collect::<Vec<_>>()
+    );
+    stack.shutdown().await;
+}
