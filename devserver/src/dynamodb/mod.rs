@@ -18,11 +18,13 @@
 //! hands out, so a stream poller wakes within milliseconds of a write.
 
 mod backups;
+mod checks;
 mod engine;
 pub mod faults;
 pub mod guard;
 pub mod http;
 pub mod reconcile;
+mod results;
 pub mod sigv4;
 mod stream_history;
 mod stream_index;
@@ -281,7 +283,7 @@ impl DynamoDb {
         };
         if engine::is_short(operation)
             && self.faults.is_empty()
-            && !(operation == "UpdateItem" && mentions_remove(&body))
+            && !needs_our_layer(operation, &body)
             && let Some(shape) = guard::check_request(&body)
         {
             let len = body.len();
@@ -321,6 +323,7 @@ impl DynamoDb {
             return Err(error);
         }
         streams_api::check_request(operation, &request)?;
+        checks::check(operation, &request)?;
         let history = self.history.clone();
         let identity = self.identity.clone();
         if engine::is_streams_operation(operation) {
@@ -374,7 +377,18 @@ impl DynamoDb {
                     if operation == "UpdateItem" && is_remove_only(&request) {
                         return update_remove_only(db, request);
                     }
-                    engine::dispatch(db, operation, engine::Request::Parsed(&request)).answer()
+                    // ALL_OLD of an item the update creates is nothing
+                    // (the engine gives the new item's key).
+                    let created = operation == "UpdateItem"
+                        && request["ReturnValues"] == "ALL_OLD"
+                        && !item_exists(db, &request);
+                    let answer = engine::dispatch(db, operation, engine::Request::Parsed(&request))
+                        .answer()?;
+                    Ok(match operation {
+                        "TransactGetItems" => results::project_transact_get(&request, answer),
+                        _ if created => without_attributes(answer),
+                        _ => answer,
+                    })
                 }
             })
             .await
@@ -840,10 +854,45 @@ fn check_ttl_change(db: &dynoxide::Database, request: &Value) -> Result<(), ApiE
 
 // ---- UpdateItem that only removes ---------------------------------------------
 
-/// Whether a body may hold an UpdateExpression with a REMOVE clause (a
-/// cheap test that keeps such requests off the short path).
-fn mentions_remove(body: &[u8]) -> bool {
-    body.windows(6).any(|w| w.eq_ignore_ascii_case(b"REMOVE"))
+/// Whether a short request may need what only [`DynamoDb::call_value`]'s
+/// path does ([`checks`], REMOVE-only updates, ALL_OLD of a created item):
+/// a cheap scan of the body that keeps such requests off the short path.
+fn needs_our_layer(operation: &str, body: &[u8]) -> bool {
+    let has = |word: &[u8]| {
+        body.windows(word.len())
+            .any(|w| w.eq_ignore_ascii_case(word))
+    };
+    has(b"BETWEEN")
+        || has(b"attribute_type")
+        || (operation == "UpdateItem" && (has(b"REMOVE") || has(b"ALL_OLD")))
+}
+
+/// Whether the item an item request's `Key` names exists.
+fn item_exists(db: &dynoxide::Database, request: &Value) -> bool {
+    engine::dispatch(
+        db,
+        "GetItem",
+        engine::Request::Parsed(&serde_json::json!({
+            "TableName": request["TableName"],
+            "Key": request["Key"],
+            "ConsistentRead": true,
+        })),
+    )
+    .answer()
+    .ok()
+    .and_then(|body| serde_json::from_str::<Value>(&body).ok())
+    .is_some_and(|v| v.get("Item").is_some())
+}
+
+/// An answer without its `Attributes`.
+fn without_attributes(answer: String) -> String {
+    match serde_json::from_str::<Value>(&answer) {
+        Ok(Value::Object(mut map)) => {
+            map.remove("Attributes");
+            Value::Object(map).to_string()
+        }
+        _ => answer,
+    }
 }
 
 /// Whether an UpdateItem's only action is REMOVE. Clause keywords are
@@ -951,18 +1000,7 @@ fn update_remove_only(db: &dynoxide::Database, request: Value) -> Result<String,
         Err(e) if e.code() == "ConditionalCheckFailedException" => e,
         Err(e) => return Err(e),
     };
-    let exists = run(
-        "GetItem",
-        &serde_json::json!({
-            "TableName": request["TableName"],
-            "Key": request["Key"],
-            "ConsistentRead": true,
-        }),
-    )
-    .ok()
-    .and_then(|body| serde_json::from_str::<Value>(&body).ok())
-    .is_some_and(|v| v.get("Item").is_some());
-    if exists {
+    if item_exists(db, &request) {
         // The request's own condition failed on the item.
         return Err(error);
     }
