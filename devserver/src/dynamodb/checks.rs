@@ -23,6 +23,9 @@ pub fn check(operation: &str, request: &Value) -> Result<(), ApiError> {
     if operation == "CreateTable" {
         check_attribute_definitions(request)?;
     }
+    if matches!(operation, "CreateTable" | "TagResource") {
+        check_tags(request)?;
+    }
     // Writes word expression errors with the validation layer's prefix, as
     // the engine does for its own (captured against DynamoDB by its
     // authors).
@@ -61,6 +64,45 @@ fn check_attribute_definitions(request: &Value) -> Result<(), ApiError> {
             )));
         }
         seen.push(name);
+    }
+    Ok(())
+}
+
+/// Whether a tag key or value holds only what AWS allows: letters,
+/// numbers, spaces and `_ . : / = + - @`.
+/// <https://docs.aws.amazon.com/tag-editor/latest/userguide/best-practices-and-strats.html>
+fn tag_text_allowed(text: &str) -> bool {
+    text.chars()
+        .all(|c| c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c))
+}
+
+/// Tag keys and values with characters AWS does not allow, and keys in
+/// AWS's own `aws:` namespace, are refused.
+/// <https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Tagging.html#TaggingRestrictions>
+fn check_tags(request: &Value) -> Result<(), ApiError> {
+    let Some(tags) = request["Tags"].as_array() else {
+        return Ok(());
+    };
+    for tag in tags {
+        if let Some(key) = tag["Key"].as_str() {
+            if !tag_text_allowed(key) {
+                return Err(ApiError::validation(format!(
+                    "The Tag Key provided is invalid, Key: {key}"
+                )));
+            }
+            if key.to_ascii_lowercase().starts_with("aws:") {
+                return Err(ApiError::validation(format!(
+                    "Tag Key cannot be prefixed with aws:, Key: {key}"
+                )));
+            }
+        }
+        if let Some(value) = tag["Value"].as_str()
+            && !tag_text_allowed(value)
+        {
+            return Err(ApiError::validation(format!(
+                "The Tag Value provided is invalid, Value: {value}"
+            )));
+        }
     }
     Ok(())
 }
@@ -222,6 +264,35 @@ mod tests {
                 .is_some_and(|m| m.starts_with("Invalid FilterExpression: The BETWEEN")),
             "{err}"
         );
+    }
+
+    #[test]
+    fn tags_with_forbidden_characters_or_the_aws_prefix_are_refused() {
+        check(
+            "TagResource",
+            &json!({"Tags": [{"Key": "team name_1:/=+-@.", "Value": "ünïcode ok"}]}),
+        )
+        .expect("allowed characters");
+        for (tags, start) in [
+            (
+                json!([{"Key": "k{", "Value": "v"}]),
+                "The Tag Key provided is invalid",
+            ),
+            (
+                json!([{"Key": "aws:x", "Value": "v"}]),
+                "Tag Key cannot be prefixed with aws:",
+            ),
+            (
+                json!([{"Key": "k", "Value": "v<"}]),
+                "The Tag Value provided is invalid",
+            ),
+        ] {
+            let err = check("TagResource", &json!({"Tags": tags})).expect_err(start);
+            assert!(
+                err.message.as_deref().is_some_and(|m| m.starts_with(start)),
+                "{err}"
+            );
+        }
     }
 
     #[test]

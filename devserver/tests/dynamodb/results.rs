@@ -243,3 +243,44 @@ async fn expressions_and_definitions_dynamodb_refuses_are_refused() {
     assert_eq!(err.message(), Some("Attribute Name is duplicated: id"));
     stack.shutdown().await;
 }
+
+/// Regression: tag keys and values with characters AWS does not allow, and
+/// keys in AWS's `aws:` namespace, were accepted.
+#[tokio::test]
+async fn tags_dynamodb_refuses_are_refused() {
+    let stack = stack().await;
+    let db = dynamodb(&stack.urls().aws).await;
+    let arn = db
+        .describe_table()
+        .table_name("counters")
+        .send()
+        .await
+        .expect("describe")
+        .table
+        .and_then(|t| t.table_arn)
+        .expect("arn");
+    let tag = |key: &str, value: &str| {
+        aws_sdk_dynamodb::types::Tag::builder()
+            .key(key)
+            .value(value)
+            .build()
+            .expect("tag")
+    };
+    for (key, value) in [("k{", "v"), ("aws:owner", "v"), ("k", "v<")] {
+        let err = db
+            .tag_resource()
+            .resource_arn(&arn)
+            .tags(tag(key, value))
+            .send()
+            .await
+            .expect_err(key);
+        assert_eq!(err.code(), Some("ValidationException"), "{key}");
+    }
+    db.tag_resource()
+        .resource_arn(&arn)
+        .tags(tag("team:name", "shop @ home"))
+        .send()
+        .await
+        .expect("allowed characters");
+    stack.shutdown().await;
+}
