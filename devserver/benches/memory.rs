@@ -216,14 +216,22 @@ fn dynamodb(
     target: &str,
     body: String,
 ) -> reqwest::RequestBuilder {
-    http.post(aws)
+    let mut request = http
+        .post(aws)
         .header("x-amz-target", format!("DynamoDB_20120810.{target}"))
-        .header("content-type", "application/x-amz-json-1.0")
-        .header(
-            "authorization",
-            "AWS4-HMAC-SHA256 Credential=AKIAEXAMPLE/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
-        )
-        .body(body)
+        .header("content-type", "application/x-amz-json-1.0");
+    for (name, value) in woocom_dev::dynamodb::sigv4::sign(
+        aws.trim_start_matches("http://").trim_end_matches('/'),
+        &[],
+        body.as_bytes(),
+        "us-east-1",
+        "AKIAEXAMPLE",
+        "bench",
+        chrono::Utc::now(),
+    ) {
+        request = request.header(name, value);
+    }
+    request.body(body)
 }
 
 /// The load of the module documentation; returns a summary of statuses.

@@ -40,7 +40,12 @@ pub fn router(endpoint: AwsEndpoint) -> Router {
     // DynamoDB and Streams answer `POST /` by `X-Amz-Target`; anything else
     // there falls through to `unknown`.
     let dynamo = Router::new()
-        .route("/", axum::routing::post(json_protocol).get(query_string))
+        .route(
+            "/",
+            axum::routing::post(json_protocol)
+                .get(query_string)
+                .options(preflight),
+        )
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(endpoint.clone());
     invoke_api::router(endpoint.lambda.clone())
@@ -129,7 +134,46 @@ async fn query_string(
     request: axum::extract::Request,
 ) -> Response {
     let query = request.uri().query().unwrap_or_default().to_owned();
+    if query.is_empty() {
+        // DynamoDB's endpoints answer `GET /` as a health check.
+        return (
+            StatusCode::OK,
+            [("content-type", "text/plain")],
+            format!(
+                "healthy: dynamodb.{}.amazonaws.com ",
+                endpoint.dynamodb.identity().region
+            ),
+        )
+            .into_response();
+    }
     sns::api::serve(&endpoint.sns, query.as_bytes())
+}
+
+/// A browser's CORS preflight: any origin may call the endpoint with the
+/// headers the SDKs send (DynamoDB's endpoints allow browsers; the request
+/// itself is still signed).
+async fn preflight(headers: axum::http::HeaderMap) -> Response {
+    let requested = headers
+        .get("access-control-request-headers")
+        .cloned()
+        .unwrap_or_else(|| {
+            axum::http::HeaderValue::from_static(
+                "authorization,content-type,x-amz-date,x-amz-target,x-amz-user-agent,x-amz-content-sha256,x-amz-security-token,amz-sdk-invocation-id,amz-sdk-request",
+            )
+        });
+    let mut response = StatusCode::OK.into_response();
+    let h = response.headers_mut();
+    dynamodb::http::add_cors_headers(h);
+    h.insert(
+        "access-control-allow-methods",
+        axum::http::HeaderValue::from_static("GET, POST, PUT, DELETE, OPTIONS"),
+    );
+    h.insert("access-control-allow-headers", requested);
+    h.insert(
+        "access-control-max-age",
+        axum::http::HeaderValue::from_static("172800"),
+    );
+    response
 }
 
 async fn health(State(endpoint): State<AwsEndpoint>) -> Response {

@@ -314,7 +314,13 @@ impl Stack {
 
         // The services, empty; `apply` configures them from dev.toml as
         // hot reload does for an edit.
-        let dynamodb = DynamoDb::open(options.data.clone())?;
+        let dynamodb = DynamoDb::open_as(
+            options.data.clone(),
+            crate::dynamodb::Identity {
+                region: manifest.stack.region.clone(),
+                account: manifest.stack.account_id.clone(),
+            },
+        )?;
         let sqs = Sqs::open(
             &options.data,
             &manifest.stack.region,

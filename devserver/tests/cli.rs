@@ -334,11 +334,25 @@ async fn seed_loads_the_seed_files_with_or_without_a_running_stack() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let scan: serde_json::Value = common::http()
-        .post(urls["aws"].as_str().expect("aws url"))
+    let aws = urls["aws"].as_str().expect("aws url");
+    let body = r#"{"TableName": "products"}"#;
+    let mut scan = common::http()
+        .post(aws)
         .header("content-type", "application/x-amz-json-1.0")
-        .header("x-amz-target", "DynamoDB_20120810.Scan")
-        .body(r#"{"TableName": "products"}"#)
+        .header("x-amz-target", "DynamoDB_20120810.Scan");
+    for (name, value) in woocom_dev::dynamodb::sigv4::sign(
+        aws.trim_start_matches("http://"),
+        &[],
+        body.as_bytes(),
+        "us-east-1",
+        "test",
+        "test",
+        chrono::Utc::now(),
+    ) {
+        scan = scan.header(name, value);
+    }
+    let scan: serde_json::Value = scan
+        .body(body)
         .send()
         .await
         .expect("scan")

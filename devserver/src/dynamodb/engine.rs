@@ -284,6 +284,10 @@ pub(crate) const OPERATIONS: &[&str] = &[
     "DescribeStream",
     "GetShardIterator",
     "GetRecords",
+    // Served by our layer, not the engine.
+    "DescribeEndpoints",
+    "DescribeContinuousBackups",
+    "UpdateContinuousBackups",
 ];
 
 /// Streams operations, served under `DynamoDBStreams_20120810.`.

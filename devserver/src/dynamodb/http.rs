@@ -17,6 +17,7 @@ use bytes::Bytes;
 
 use super::faults::FaultRule;
 use super::guard::MAX_REQUEST_BYTES;
+use super::sigv4::{self, SignatureError};
 use super::wire::{self, ApiError, headers};
 use super::{DynamoDb, engine};
 
@@ -51,7 +52,8 @@ pub fn control_router(db: Arc<DynamoDb>) -> Router {
 /// [`is_dynamodb_target`].
 pub async fn serve(db: Arc<DynamoDb>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let gzip_reply = accepts_gzip(&parts.headers);
+    let reply_encoding = reply_encoding(&parts.headers);
+    let cors = parts.headers.contains_key(http::header::ORIGIN);
     let result = async {
         // The body is read before anything is refused, so the connection
         // stays usable for the client's next request (an unread body would
@@ -61,9 +63,19 @@ pub async fn serve(db: Arc<DynamoDb>, request: Request) -> Response {
         let raw = crate::listener::read_body(body, length, MAX_REQUEST_BYTES)
             .await
             .map_err(|_| ApiError::request_too_large(MAX_REQUEST_BYTES))?;
+        match sigv4::check(&parts.headers, parts.uri.query(), chrono::Utc::now()) {
+            Ok(()) => {}
+            Err(SignatureError::Missing) => return Err(ApiError::missing_authentication_token()),
+            Err(SignatureError::Invalid(message)) => {
+                return Err(ApiError::invalid_signature(message));
+            }
+        }
         let operation = operation(&parts.headers)?;
         let body = decode_body(&parts.headers, raw)?;
         tracing::debug!(operation, bytes = body.len(), "dynamodb request");
+        if operation == "DescribeEndpoints" {
+            return Ok(describe_endpoints(&parts.headers));
+        }
         db.call(operation, body).await.map_err(|e| {
             if e.status.is_server_error() {
                 tracing::warn!(operation, error = %e, "dynamodb request failed");
@@ -74,10 +86,43 @@ pub async fn serve(db: Arc<DynamoDb>, request: Request) -> Response {
         })
     }
     .await;
-    match result {
-        Ok(body) => respond(StatusCode::OK, Bytes::from(body), gzip_reply),
-        Err(e) => respond(e.status, e.body(), gzip_reply),
+    let mut response = match result {
+        Ok(body) => respond(StatusCode::OK, Bytes::from(body), reply_encoding),
+        Err(e) => respond(e.status, e.body(), reply_encoding),
+    };
+    if cors {
+        add_cors_headers(response.headers_mut());
     }
+    response
+}
+
+/// CORS headers on a response to a browser (a request with `Origin`): any
+/// origin may call the endpoint, as any may call DynamoDB's, and read the
+/// headers the SDKs read.
+pub fn add_cors_headers(headers: &mut HeaderMap) {
+    headers.insert(
+        http::header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        http::header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("x-amzn-RequestId,x-amzn-ErrorType,x-amz-crc32,x-amz-id-2,Date"),
+    );
+}
+
+/// DynamoDB's endpoint discovery: the one endpoint is this one (an SDK
+/// with discovery on sends its next requests to the address given, so it
+/// must not be AWS's).
+/// <https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_DescribeEndpoints.html>
+fn describe_endpoints(headers: &HeaderMap) -> String {
+    let address = headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    serde_json::json!({
+        "Endpoints": [{"Address": address, "CachePeriodInMinutes": 1440}]
+    })
+    .to_string()
 }
 
 fn operation(headers: &HeaderMap) -> Result<&str, ApiError> {
@@ -101,8 +146,10 @@ fn operation(headers: &HeaderMap) -> Result<&str, ApiError> {
     Ok(operation)
 }
 
-/// Un-gzips a `Content-Encoding: gzip` body, bounded by the request limit
-/// (so a small bomb cannot expand without end).
+/// Inflates a `Content-Encoding: gzip` or `deflate` body, bounded by the
+/// request limit (so a small bomb cannot expand without end). `deflate` is
+/// zlib-wrapped as HTTP defines it; a raw deflate stream, which some
+/// clients send under that name, is accepted too.
 fn decode_body(headers: &HeaderMap, raw: Bytes) -> Result<Bytes, ApiError> {
     let encoding = headers
         .get(http::header::CONTENT_ENCODING)
@@ -111,29 +158,40 @@ fn decode_body(headers: &HeaderMap, raw: Bytes) -> Result<Bytes, ApiError> {
         .unwrap_or_default();
     match encoding.as_str() {
         "" | "identity" => Ok(raw),
-        "gzip" | "x-gzip" => {
-            let mut out = Vec::with_capacity(raw.len() * 4);
-            flate2::read::GzDecoder::new(&raw[..])
-                .take(MAX_REQUEST_BYTES as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| {
-                    ApiError::serialization(Some(format!(
-                        "The request body is not valid gzip: {e}"
-                    )))
-                })?;
-            if out.len() > MAX_REQUEST_BYTES {
-                return Err(ApiError::request_too_large(MAX_REQUEST_BYTES));
-            }
-            Ok(Bytes::from(out))
-        }
+        "gzip" | "x-gzip" => inflate(flate2::read::GzDecoder::new(&raw[..]), "gzip"),
+        "deflate" => inflate(flate2::read::ZlibDecoder::new(&raw[..]), "deflate")
+            .or_else(|_| inflate(flate2::read::DeflateDecoder::new(&raw[..]), "deflate")),
         other => Err(ApiError::serialization(Some(format!(
-            "Unsupported Content-Encoding `{other}`: DynamoDB accepts gzip"
+            "Unsupported Content-Encoding `{other}`: DynamoDB accepts gzip and deflate"
         )))),
     }
 }
 
-/// Whether `Accept-Encoding` lists gzip (and does not refuse it with q=0).
-fn accepts_gzip(headers: &HeaderMap) -> bool {
+fn inflate(reader: impl Read, name: &str) -> Result<Bytes, ApiError> {
+    let mut out = Vec::new();
+    reader
+        .take(MAX_REQUEST_BYTES as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| {
+            ApiError::serialization(Some(format!("The request body is not valid {name}: {e}")))
+        })?;
+    if out.len() > MAX_REQUEST_BYTES {
+        return Err(ApiError::request_too_large(MAX_REQUEST_BYTES));
+    }
+    Ok(Bytes::from(out))
+}
+
+/// How a response is compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Identity,
+    Gzip,
+    Deflate,
+}
+
+/// Whether `Accept-Encoding` lists `coding` (and does not refuse it with
+/// q=0).
+fn accepts(headers: &HeaderMap, wanted: &str) -> bool {
     headers
         .get_all(http::header::ACCEPT_ENCODING)
         .iter()
@@ -148,25 +206,50 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
                     .and_then(|q| q.trim().parse::<f32>().ok())
                     .is_some_and(|q| q == 0.0)
             });
-            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
+            (coding.eq_ignore_ascii_case(wanted) || coding == "*") && !refused
         })
+}
+
+/// gzip when the client takes it, else deflate, else none.
+fn reply_encoding(headers: &HeaderMap) -> Encoding {
+    if accepts(headers, "gzip") {
+        Encoding::Gzip
+    } else if accepts(headers, "deflate") {
+        Encoding::Deflate
+    } else {
+        Encoding::Identity
+    }
 }
 
 /// A response as DynamoDB sends it: its content type, a request id, and
 /// the CRC32 of the body as sent (the SDKs that check it read the bytes on
 /// the wire, compressed when they are).
-fn respond(status: StatusCode, body: Bytes, gzip: bool) -> Response {
-    let body = if gzip {
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        match encoder.write_all(&body).and_then(|()| encoder.finish()) {
-            Ok(compressed) => Some(Bytes::from(compressed)),
-            Err(_) => None,
+fn respond(status: StatusCode, body: Bytes, encoding: Encoding) -> Response {
+    let compressed = match encoding {
+        Encoding::Identity => None,
+        Encoding::Gzip => {
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            encoder
+                .write_all(&body)
+                .and_then(|()| encoder.finish())
+                .ok()
+                .map(|b| (b, "gzip"))
         }
-    } else {
-        None
-    }
-    .map_or((body, false), |b| (b, true));
-    let (body, compressed) = body;
+        Encoding::Deflate => {
+            let mut encoder =
+                flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+            encoder
+                .write_all(&body)
+                .and_then(|()| encoder.finish())
+                .ok()
+                .map(|b| (b, "deflate"))
+        }
+    };
+    let (body, coding) = match compressed {
+        Some((b, coding)) => (Bytes::from(b), Some(coding)),
+        None => (body, None),
+    };
     let mut crc = flate2::Crc::new();
     crc.update(&body);
     let mut response = Response::new(Body::from(body));
@@ -180,10 +263,10 @@ fn respond(status: StatusCode, body: Bytes, gzip: bool) -> Response {
         h.insert(headers::REQUEST_ID, id);
     }
     h.insert(headers::CRC32, HeaderValue::from(crc.sum()));
-    if compressed {
+    if let Some(coding) = coding {
         h.insert(
             http::header::CONTENT_ENCODING,
-            HeaderValue::from_static("gzip"),
+            HeaderValue::from_static(coding),
         );
     }
     response
@@ -255,17 +338,22 @@ mod tests {
     #[test]
     fn accept_encoding_is_read_with_q_values() {
         let mut h = HeaderMap::new();
-        assert!(!accepts_gzip(&h));
+        assert_eq!(reply_encoding(&h), Encoding::Identity);
         h.insert(
             "accept-encoding",
             HeaderValue::from_static("br, gzip;q=0.8"),
         );
-        assert!(accepts_gzip(&h));
+        assert_eq!(reply_encoding(&h), Encoding::Gzip);
         h.insert(
             "accept-encoding",
             HeaderValue::from_static("gzip;q=0, identity"),
         );
-        assert!(!accepts_gzip(&h));
+        assert_eq!(reply_encoding(&h), Encoding::Identity);
+        h.insert(
+            "accept-encoding",
+            HeaderValue::from_static("deflate, gzip;q=0"),
+        );
+        assert_eq!(reply_encoding(&h), Encoding::Deflate);
     }
 
     #[test]
@@ -306,5 +394,42 @@ mod tests {
         assert_eq!(err.status, StatusCode::PAYLOAD_TOO_LARGE);
 
         assert!(decode_body(&h, Bytes::from_static(b"not gzip")).is_err());
+
+        h.insert("content-encoding", HeaderValue::from_static("deflate"));
+        for mut enc in [
+            Box::new(flate2::write::ZlibEncoder::new(
+                Vec::new(),
+                flate2::Compression::best(),
+            )) as Box<dyn WriteFinish>,
+            Box::new(flate2::write::DeflateEncoder::new(
+                Vec::new(),
+                flate2::Compression::best(),
+            )),
+        ] {
+            enc.write_all(b"{\"TableName\":\"t\"}").expect("write");
+            let body = decode_body(&h, Bytes::from(enc.done())).expect("deflated");
+            assert_eq!(&body[..], b"{\"TableName\":\"t\"}");
+        }
+        h.insert("content-encoding", HeaderValue::from_static("br"));
+        assert_eq!(
+            decode_body(&h, Bytes::from_static(b"{}"))
+                .expect_err("unsupported")
+                .code(),
+            "SerializationException"
+        );
+    }
+
+    trait WriteFinish: Write {
+        fn done(self: Box<Self>) -> Vec<u8>;
+    }
+    impl WriteFinish for flate2::write::ZlibEncoder<Vec<u8>> {
+        fn done(self: Box<Self>) -> Vec<u8> {
+            self.finish().expect("zlib")
+        }
+    }
+    impl WriteFinish for flate2::write::DeflateEncoder<Vec<u8>> {
+        fn done(self: Box<Self>) -> Vec<u8> {
+            self.finish().expect("deflate")
+        }
     }
 }

@@ -58,6 +58,31 @@ impl ApiError {
         )
     }
 
+    pub fn resource_not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("{DYNAMODB_NS}#ResourceNotFoundException"),
+            Some(message.into()),
+        )
+    }
+
+    pub fn table_not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("{DYNAMODB_NS}#TableNotFoundException"),
+            Some(message.into()),
+        )
+    }
+
+    /// A shard iterator older than its 15 minutes.
+    pub fn expired_iterator(message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("{DYNAMODB_NS}#ExpiredIteratorException"),
+            Some(message.into()),
+        )
+    }
+
     /// A body that is not JSON, or not the shape an operation takes.
     /// DynamoDB answers these without a message.
     pub fn serialization(message: Option<String>) -> ApiError {
@@ -65,6 +90,24 @@ impl ApiError {
             StatusCode::BAD_REQUEST,
             format!("{COMMON_NS}#SerializationException"),
             message,
+        )
+    }
+
+    /// A DynamoDB request without a SigV4 signature.
+    pub fn missing_authentication_token() -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("{COMMON_NS}#MissingAuthenticationTokenException"),
+            Some("Request is missing Authentication Token".to_owned()),
+        )
+    }
+
+    /// A signature of the wrong shape, or too old or new.
+    pub fn invalid_signature(message: impl Into<String>) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("{COMMON_NS}#InvalidSignatureException"),
+            Some(message.into()),
         )
     }
 

@@ -40,6 +40,9 @@ pub fn public_sequence(stored: i64) -> String {
 #[derive(Default)]
 struct Reader {
     stream: Option<TableStream>,
+    /// [`DynamoDb::stream_generation`] when `stream` was looked up: a
+    /// stream enabled since has another ARN, which events must carry.
+    generation: u64,
     /// Stored sequence number of the last record processed.
     position: i64,
 }
@@ -89,6 +92,11 @@ impl DynamoDbStream {
         if let Some(s) = self.stream() {
             return Ok(s);
         }
+        self.resolve_fresh().await
+    }
+
+    /// The table's current stream, looked up again.
+    async fn resolve_fresh(&self) -> Result<TableStream, SourceError> {
         match self.dynamodb.table_stream(&self.table).await {
             Ok(Some(s)) => Ok(s),
             Ok(None) => Err(SourceError::Missing(format!(
@@ -122,10 +130,13 @@ impl DynamoDbStream {
                 .stream_records(stream, position, (limit - out.len()).min(ENGINE_PAGE))
                 .await
                 .map_err(|e| SourceError::Read(e.to_string()))?;
-            if page.is_empty() {
+            if page.last <= position {
                 break;
             }
-            for r in &page {
+            // Records of writes that changed nothing are not in the page
+            // (DynamoDB writes none); reading goes on past them.
+            position = page.last;
+            for r in &page.records {
                 let stored = stored_sequence(&r.dynamodb.sequence_number).unwrap_or(0);
                 if up_to.is_some_and(|last| stored > last) {
                     return Ok(out);
@@ -219,23 +230,33 @@ impl EventSource for DynamoDbStream {
         max_bytes: usize,
     ) -> BoxFuture<'_, Result<Vec<SourceRecord>, SourceError>> {
         Box::pin(async move {
+            let generation = self.dynamodb.stream_generation();
             let (stream, position) = {
                 let reader = self.lock();
-                (reader.stream.clone(), reader.position)
+                let current = reader
+                    .stream
+                    .clone()
+                    .filter(|_| reader.generation == generation);
+                (current, reader.position)
             };
             let stream = match stream {
                 Some(s) => s,
-                None => self.resolve().await?,
+                None => {
+                    let s = self.resolve_fresh().await?;
+                    let mut reader = self.lock();
+                    reader.stream = Some(s.clone());
+                    reader.generation = generation;
+                    s
+                }
             };
             let mut records = self
                 .read_after(&stream, position, limit, max_bytes, None)
                 .await?;
-            // A write that changes nothing writes no record in DynamoDB; the
-            // engine records a MODIFY. With both images it shows, so such
-            // records are committed without delivery. Other view types keep
-            // too little to tell (KEYS_ONLY nothing, NEW_IMAGE not the item
-            // before, OLD_IMAGE not the item after): those tables see the
-            // MODIFY, as a GetRecords client of any view type does
+            // A write that changes nothing writes no record in DynamoDB;
+            // `stream_records` leaves those out for streams whose records
+            // have both images (every stream enabled through our layer).
+            // A stream the engine made alone with a narrower view type still
+            // shows them; with both images they are skipped here too
             // (ENGINE-GAPS.md §12).
             while let Some(last) = records.last().cloned() {
                 records.retain(|r| !is_no_op(&r.value));

@@ -19,7 +19,10 @@ use serde_json::{Value, json};
 
 mod faults;
 mod items;
+mod protocol;
+mod results;
 mod streams_api;
+mod streams_aws;
 mod wire;
 
 fn s(v: &str) -> AttributeValue {
@@ -40,8 +43,19 @@ async fn raw(
     let mut request = http()
         .post(format!("{endpoint}/"))
         .header("x-amz-target", target)
-        .header("content-type", "application/x-amz-json-1.0")
-        .body(body);
+        .header("content-type", "application/x-amz-json-1.0");
+    for (name, value) in woocom_dev::dynamodb::sigv4::sign(
+        endpoint.trim_start_matches("http://"),
+        &[],
+        &body,
+        "us-east-1",
+        "test",
+        "test",
+        chrono::Utc::now(),
+    ) {
+        request = request.header(name, value);
+    }
+    let mut request = request.body(body);
     for (k, v) in headers {
         request = request.header(*k, *v);
     }

@@ -3,6 +3,10 @@
 # and boto3 against `woocom-dev up`. Tables come from dev.toml; data lives in
 # a throwaway project folder.
 set -euo pipefail
+for tool in aws python3; do
+    command -v "$tool" >/dev/null || { echo "dynamodb-awscli: SKIP ($tool not found)"; exit 0; }
+done
+python3 -c 'import boto3' 2>/dev/null || { echo "dynamodb-awscli: SKIP (boto3 not installed)"; exit 0; }
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${WOOCOM_DEV:-$here/../../../target/debug/woocom-dev}
 work=$(mktemp -d)
@@ -134,6 +138,77 @@ except ClientError as e:
 subprocess.run([woocom, "-m", manifest, "faults", "--ready-file", ready, "clear"],
                check=True, timeout=30, stdout=subprocess.DEVNULL)
 assert ddb.get_item(TableName="products", Key={"sku": {"S": "tea"}})["Item"]["stock"] == {"N": "3"}
+PY
+
+# boto3, issue #18: ARNs with the stack's region and an ISO-8601 label, a new
+# stream per enabling with old records on the old ARN only, no record for a
+# write that changes nothing, continuous backups, unsigned requests refused.
+python3 - "$aws_url" <<'PY' || fail "boto3 (issue #18)"
+import re, sys
+import boto3
+from botocore import UNSIGNED
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+url = sys.argv[1]
+cfg = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=10, read_timeout=30)
+ddb = boto3.client("dynamodb", endpoint_url=url, region_name="us-east-1", config=cfg)
+streams = boto3.client("dynamodbstreams", endpoint_url=url, region_name="us-east-1", config=cfg)
+
+arn_shape = r"arn:aws:dynamodb:us-east-1:000000000000:table/%s/stream/\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}"
+table = ddb.describe_table(TableName="orders")["Table"]
+assert table["TableArn"] == "arn:aws:dynamodb:us-east-1:000000000000:table/orders", table["TableArn"]
+assert re.fullmatch(arn_shape % "orders", table["LatestStreamArn"]), table["LatestStreamArn"]
+
+def records(arn):
+    shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    it = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    out = []
+    while it:
+        page = streams.get_records(ShardIterator=it)
+        out += page["Records"]
+        it = page.get("NextShardIterator") if page["Records"] else None
+    return out
+
+ddb.create_table(TableName="cycled", BillingMode="PAY_PER_REQUEST",
+                 KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                 AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+                 StreamSpecification={"StreamEnabled": True, "StreamViewType": "KEYS_ONLY"})
+ddb.put_item(TableName="cycled", Item={"id": {"S": "first"}, "v": {"N": "1"}})
+ddb.put_item(TableName="cycled", Item={"id": {"S": "first"}, "v": {"N": "1"}})
+old = ddb.describe_table(TableName="cycled")["Table"]["LatestStreamArn"]
+assert re.fullmatch(arn_shape % "cycled", old), old
+try:
+    ddb.update_table(TableName="cycled", StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"})
+    raise SystemExit("a second enabling was accepted")
+except ClientError as e:
+    assert e.response["Error"]["Code"] == "ValidationException", e.response
+ddb.update_table(TableName="cycled", StreamSpecification={"StreamEnabled": False})
+ddb.update_table(TableName="cycled", StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"})
+ddb.put_item(TableName="cycled", Item={"id": {"S": "second"}, "v": {"N": "2"}})
+new = ddb.describe_table(TableName="cycled")["Table"]["LatestStreamArn"]
+assert new != old
+got_old = [(r["eventName"], r["dynamodb"]["Keys"]["id"]["S"]) for r in records(old)]
+assert got_old == [("INSERT", "first")], got_old
+got_new = records(new)
+assert [(r["eventName"], r["dynamodb"]["Keys"]["id"]["S"]) for r in got_new] == [("INSERT", "second")], got_new
+assert got_new[0]["dynamodb"]["StreamViewType"] == "NEW_IMAGE" and "NewImage" in got_new[0]["dynamodb"]
+assert streams.describe_stream(StreamArn=old)["StreamDescription"]["StreamStatus"] == "DISABLED"
+
+backups = ddb.describe_continuous_backups(TableName="orders")["ContinuousBackupsDescription"]
+assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "DISABLED", backups
+ddb.update_continuous_backups(TableName="orders",
+                              PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True})
+backups = ddb.describe_continuous_backups(TableName="orders")["ContinuousBackupsDescription"]
+assert backups["PointInTimeRecoveryDescription"]["PointInTimeRecoveryStatus"] == "ENABLED", backups
+
+unsigned = boto3.client("dynamodb", endpoint_url=url, region_name="us-east-1",
+                        config=cfg.merge(Config(signature_version=UNSIGNED)))
+try:
+    unsigned.list_tables()
+    raise SystemExit("an unsigned request was served")
+except ClientError as e:
+    assert e.response["Error"]["Code"] == "MissingAuthenticationTokenException", e.response
 PY
 
 # Clean shutdown on SIGTERM, bounded.

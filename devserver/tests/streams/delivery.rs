@@ -9,6 +9,9 @@ async fn insert_modify_remove_carry_the_images_of_each_view_type() {
     let db = dynamodb(&stack.urls().aws).await;
     for table in ["keys_only", "new_image", "old_image"] {
         put(&db, table, &[("id", "a"), ("v", "1")]).await;
+        // The same item again changes nothing: DynamoDB writes no record,
+        // whatever the view type (issue #18; the engine records a MODIFY).
+        put(&db, table, &[("id", "a"), ("v", "1")]).await;
         put(&db, table, &[("id", "a"), ("v", "2")]).await;
         db.delete_item()
             .table_name(table)
@@ -18,9 +21,6 @@ async fn insert_modify_remove_carry_the_images_of_each_view_type() {
             .expect("delete");
     }
     put(&db, "both", &[("id", "a"), ("sk", "1"), ("v", "1")]).await;
-    // The same item again changes nothing: no record. (Only checked with
-    // NEW_AND_OLD_IMAGES: the engine records a MODIFY for a no-op write and
-    // other view types keep too little to tell.)
     put(&db, "both", &[("id", "a"), ("sk", "1"), ("v", "1")]).await;
     put(&db, "both", &[("id", "a"), ("sk", "1"), ("v", "2")]).await;
     db.delete_item()
@@ -54,6 +54,19 @@ async fn insert_modify_remove_carry_the_images_of_each_view_type() {
             assert!(r.get("userIdentity").is_none(), "a user's delete has none");
             assert!(r["dynamodb"]["ApproximateCreationDateTime"].is_number());
             assert!(r["dynamodb"]["SizeBytes"].is_number());
+            // The stack's region and account, and an ISO-8601 label, as
+            // DynamoDB writes a stream ARN.
+            let arn = r["eventSourceARN"].as_str().unwrap_or_default();
+            let label = arn
+                .strip_prefix(&format!(
+                    "arn:aws:dynamodb:eu-west-1:000000000000:table/{table}/stream/"
+                ))
+                .unwrap_or_else(|| panic!("{table}: eventSourceARN {arn}"));
+            assert!(
+                chrono::NaiveDateTime::parse_from_str(label, "%Y-%m-%dT%H:%M:%S%.3f").is_ok()
+                    && label.len() == 23,
+                "{arn}"
+            );
             let seq = r["dynamodb"]["SequenceNumber"].as_str().expect("seq");
             assert!((21..=40).contains(&seq.len()), "{seq}");
             assert_eq!(r["dynamodb"]["Keys"]["id"]["S"], "a");
