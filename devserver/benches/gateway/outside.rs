@@ -196,7 +196,9 @@ async fn start_up(
 ) -> Result<Server, BoxError> {
     let label = if logs_off { "up-logs-off" } else { "up" };
     let ready = dir.join(format!("{label}.ready.json"));
-    let log = dir.join(format!("{label}.log"));
+    // stdout has the table `up` prints; stderr the logs. Both go to files,
+    // as a terminal would take them.
+    let log = dir.join(format!("{label}.stderr.log"));
     let _ = std::fs::remove_file(&ready);
     let data = dir.join(format!("{label}-data"));
     let _ = std::fs::remove_dir_all(&data);
@@ -217,14 +219,9 @@ async fn start_up(
         .arg("--data")
         .arg(&data)
         .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log)?)
-        .stderr(std::fs::File::create(
-            dir.join(format!("{label}.stderr.log")),
-        )?)
+        .stdout(std::fs::File::create(dir.join(format!("{label}.log")))?)
+        .stderr(std::fs::File::create(&log)?)
         .kill_on_drop(true);
-    // stdout has the table `up` prints; stderr the logs. Both go to files,
-    // as a terminal would take them.
-    let log = dir.join(format!("{label}.stderr.log"));
     if release {
         command.arg("--release");
     }
@@ -302,7 +299,7 @@ fn cargo_lambda() -> Result<PathBuf, BoxError> {
 async fn start_cargo_lambda(dir: &Path, release: bool) -> Result<Server, BoxError> {
     let exe = cargo_lambda()?;
     let port = free_port()?;
-    let log = dir.join("cargo-lambda.log");
+    let log = dir.join("cargo-lambda.stderr.log");
     let mut command = tokio::process::Command::new(&exe);
     command
         .args([
@@ -317,13 +314,12 @@ async fn start_cargo_lambda(dir: &Path, release: bool) -> Result<Server, BoxErro
         .args(["--concurrency", "8"])
         .current_dir(workspace_root())
         .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log)?)
-        .stderr(std::fs::File::create(dir.join("cargo-lambda.stderr.log"))?)
+        .stdout(std::fs::File::create(dir.join("cargo-lambda.log"))?)
+        .stderr(std::fs::File::create(&log)?)
         .kill_on_drop(true);
     if release {
         command.arg("--release");
     }
-    let log = dir.join("cargo-lambda.stderr.log");
     let mut child = command.spawn()?;
     let target = Target {
         name: "cargo lambda watch",

@@ -1006,28 +1006,14 @@ impl s3s::S3 for Api {
             input.if_none_match.as_ref(),
             input.if_modified_since.as_ref(),
         )?;
-        let (range, content_range, parts_count) = match (&input.range, input.part_number) {
-            (Some(_), Some(_)) => {
-                return Err(s3_error!(
-                    InvalidRequest,
-                    "Cannot specify both Range header and partNumber query parameter"
-                ));
-            }
-            (Some(r), None) => {
-                let range = r.check(record.size).map_err(|_| {
-                    s3_error!(InvalidRange, "The requested range is not satisfiable")
-                })?;
-                let header = format!(
-                    "bytes {}-{}/{}",
-                    range.start,
-                    range.end.saturating_sub(1),
-                    record.size
-                );
-                (range, Some(header), None)
-            }
-            (None, Some(n)) => part_range(&record, n)?,
-            (None, None) => (0..record.size, None, None),
-        };
+        if input.range.is_some() && input.part_number.is_some() {
+            return Err(s3_error!(
+                InvalidRequest,
+                "Cannot specify both Range header and partNumber query parameter"
+            ));
+        }
+        let (range, content_range, parts_count) =
+            read_range(&record, input.range.as_ref(), input.part_number)?;
         let whole = content_range.is_none();
         let checksum_mode = input
             .checksum_mode
@@ -1094,22 +1080,8 @@ impl s3s::S3 for Api {
             input.if_none_match.as_ref(),
             input.if_modified_since.as_ref(),
         )?;
-        let (range, content_range, parts_count) = match (&input.range, input.part_number) {
-            (Some(r), _) => {
-                let range = r.check(record.size).map_err(|_| {
-                    s3_error!(InvalidRange, "The requested range is not satisfiable")
-                })?;
-                let header = format!(
-                    "bytes {}-{}/{}",
-                    range.start,
-                    range.end.saturating_sub(1),
-                    record.size
-                );
-                (range, Some(header), None)
-            }
-            (None, Some(n)) => part_range(&record, n)?,
-            (None, None) => (0..record.size, None, None),
-        };
+        let (range, content_range, parts_count) =
+            read_range(&record, input.range.as_ref(), input.part_number)?;
         let show = input
             .checksum_mode
             .as_ref()
@@ -2047,6 +2019,31 @@ fn invalid_part_number() -> S3Error {
 }
 
 /// `partNumber=N` on GET/HEAD: the byte range of that part.
+/// The bytes a GET or HEAD reads: the `Range` header's (with its
+/// `Content-Range`), else part `part_number`'s, else the whole object.
+fn read_range(
+    record: &ObjectRecord,
+    range: Option<&dto::Range>,
+    part_number: Option<i32>,
+) -> S3Result<(std::ops::Range<u64>, Option<String>, Option<i32>)> {
+    match (range, part_number) {
+        (Some(r), _) => {
+            let range = r
+                .check(record.size)
+                .map_err(|_| s3_error!(InvalidRange, "The requested range is not satisfiable"))?;
+            let header = format!(
+                "bytes {}-{}/{}",
+                range.start,
+                range.end.saturating_sub(1),
+                record.size
+            );
+            Ok((range, Some(header), None))
+        }
+        (None, Some(n)) => part_range(record, n),
+        (None, None) => Ok((0..record.size, None, None)),
+    }
+}
+
 fn part_range(
     record: &ObjectRecord,
     n: i32,

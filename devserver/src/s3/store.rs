@@ -341,17 +341,7 @@ impl Store {
     ) -> rusqlite::Result<Option<ObjectRecord>> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let old: Option<String> = tx
-            .query_row(
-                "SELECT record FROM objects WHERE bucket = ?1 AND key = ?2",
-                [bucket, key],
-                |r| r.get(0),
-            )
-            .optional()?;
-        tx.execute(
-            "INSERT OR REPLACE INTO objects (bucket, key, record) VALUES (?1, ?2, ?3)",
-            params![bucket, key, json(record)],
-        )?;
+        let old = replace_record(&tx, bucket, key, record)?;
         tx.commit()?;
         Ok(old.and_then(|t| parse(&t)))
     }
@@ -491,17 +481,7 @@ impl Store {
         let old = {
             let mut conn = self.conn();
             let tx = conn.transaction()?;
-            let old: Option<String> = tx
-                .query_row(
-                    "SELECT record FROM objects WHERE bucket = ?1 AND key = ?2",
-                    [bucket, key],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            tx.execute(
-                "INSERT OR REPLACE INTO objects (bucket, key, record) VALUES (?1, ?2, ?3)",
-                params![bucket, key, json(record)],
-            )?;
+            let old = replace_record(&tx, bucket, key, record)?;
             tx.execute("DELETE FROM parts WHERE upload_id = ?1", [upload_id])?;
             tx.execute("DELETE FROM uploads WHERE upload_id = ?1", [upload_id])?;
             tx.commit()?;
@@ -523,4 +503,25 @@ impl Drop for Store {
 /// fsyncs a directory, so a rename into it is durable.
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()
+}
+
+/// Writes `key`'s record in `tx`, returning the one it replaces (as stored).
+fn replace_record(
+    tx: &rusqlite::Transaction<'_>,
+    bucket: &str,
+    key: &str,
+    record: &ObjectRecord,
+) -> rusqlite::Result<Option<String>> {
+    let old: Option<String> = tx
+        .query_row(
+            "SELECT record FROM objects WHERE bucket = ?1 AND key = ?2",
+            [bucket, key],
+            |r| r.get(0),
+        )
+        .optional()?;
+    tx.execute(
+        "INSERT OR REPLACE INTO objects (bucket, key, record) VALUES (?1, ?2, ?3)",
+        params![bucket, key, json(record)],
+    )?;
+    Ok(old)
 }
