@@ -326,20 +326,10 @@ pub fn placement_from_reasons(
     if !shortages.is_empty() {
         return Ok(Placement::SoldOut(shortages));
     }
-    let contended = reasons.iter().any(|r| {
-        matches!(
-            r.code(),
-            Some("TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded")
-        )
-    });
-    if contended {
+    if contended(reasons) {
         return Ok(Placement::Contended);
     }
-    let codes: Vec<&str> = reasons.iter().map(|r| r.code().unwrap_or("?")).collect();
-    Err(ApiError::internal(format!(
-        "checkout transaction cancelled for reasons it does not handle: {}",
-        codes.join(", ")
-    )))
+    Err(unhandled("checkout", reasons))
 }
 
 /// What a cancel transaction did.
@@ -433,20 +423,30 @@ pub fn cancellation_from_reasons(
     if !gone.is_empty() {
         return Ok(Cancellation::ProductsGone(gone));
     }
-    let contended = reasons.iter().any(|r| {
+    if contended(reasons) {
+        return Ok(Cancellation::Contended);
+    }
+    Err(unhandled("cancel", reasons))
+}
+
+/// Whether a transaction lost to another writer or to throttling: worth
+/// trying again.
+fn contended(reasons: &[CancellationReason]) -> bool {
+    reasons.iter().any(|r| {
         matches!(
             r.code(),
             Some("TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded")
         )
-    });
-    if contended {
-        return Ok(Cancellation::Contended);
-    }
+    })
+}
+
+/// A cancelled transaction whose reasons the caller does not handle.
+fn unhandled(what: &str, reasons: &[CancellationReason]) -> ApiError {
     let codes: Vec<&str> = reasons.iter().map(|r| r.code().unwrap_or("?")).collect();
-    Err(ApiError::internal(format!(
-        "cancel transaction cancelled for reasons it does not handle: {}",
+    ApiError::internal(format!(
+        "{what} transaction cancelled for reasons it does not handle: {}",
         codes.join(", ")
-    )))
+    ))
 }
 
 /// Which index lists orders.
